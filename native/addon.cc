@@ -1,0 +1,491 @@
+// The N-API binding: the RingSocket class JS sees (lib/socket.ts wraps it),
+// and Ring, the Sink that turns a backend's completions into one JS call per
+// batch. Every function here runs on the loop thread of the environment that
+// created the socket, except Ring::Wake.
+//
+// Lifetime, in short:
+// - Ring outlives its JS object when needed: it is freed once its backend has
+//   closed and its wake function (a threadsafe function) has been finalized.
+// - The JS object is held strongly only while JS has granted credits (a
+//   consumer is waiting); a stream nobody reads and nobody references can be
+//   collected, and its finalizer closes the socket.
+// - An async environment cleanup hook closes the socket at process exit or
+//   worker termination.
+#include <napi.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "ring.h"
+
+namespace dgram_ring {
+
+namespace {
+
+// Layout of the per-batch table, in 32-bit words a datagram. lib/datagram.ts
+// reads the same numbers from the module's exports.
+enum TableWord : uint32_t {
+  kWordOffset = 0,  // payload offset in the batch ArrayBuffer
+  kWordLength,
+  kWordFlags,
+  kWordRemotePort,
+  kWordInterfaceIndex,
+  kWordRemoteAddress,                    // 4 words, network byte order
+  kWordLocalAddress = kWordRemoteAddress + 4,  // 4 words
+  kTableStride = kWordLocalAddress + 4,
+};
+
+Napi::Error SystemError(Napi::Env env, SysError error) {
+  Napi::Error e = Napi::Error::New(env, std::string(error.syscall) + " failed");
+  e.Set("errno", Napi::Number::New(env, error.code));
+  e.Set("syscall", Napi::String::New(env, error.syscall));
+  return e;
+}
+
+Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+class RingSocket;
+
+class Ring final : public Sink {
+ public:
+  Ring(Napi::Env env, RingSocket* owner) : env_(env), owner_(owner) {}
+
+  // Picks and opens the backend. Returns false with a pending JS exception.
+  bool Open(const std::string& backend_name, const Options& options);
+
+  uint32_t Credits() const override { return credits_; }
+  void Deliver(const Completion* items, size_t count) override;
+  void Fail(SysError error) override;
+  void Wake() override {
+    if (!wake_pending_.exchange(true)) napi_call_threadsafe_function(wake_, nullptr, napi_tsfn_nonblocking);
+  }
+
+  void Grant(uint32_t credits);
+  Napi::Object Stats(Napi::Env env) const;
+  const char* BackendName() const { return backend_->Name(); }
+  SysError LocalAddress(uint8_t addr[16], int* family, uint16_t* port) const {
+    return backend_->LocalAddress(addr, family, port);
+  }
+  bool IsOpen() const { return state_ == State::kOpen; }
+
+  // Starts closing; `callback` (may be empty) is called once closed, unless
+  // the JS object or the environment is gone by then.
+  void Close(Napi::Function callback);
+  // The JS object was garbage-collected: close without telling anyone.
+  void Orphan();
+
+ private:
+  enum class State { kOpen, kClosing, kClosed };
+
+  void Closed();
+  void UpdateHold();
+  void MaybeDelete() {
+    if (state_ == State::kClosed && (wake_ == nullptr || wake_finalized_)) delete this;
+  }
+  static void OnWakeCall(napi_env env, napi_value js_callback, void* context, void* data);
+  static void OnWakeFinalize(napi_env env, void* data, void* hint);
+  static void OnEnvTeardown(napi_async_cleanup_hook_handle handle, void* arg);
+
+  napi_env env_;
+  RingSocket* owner_;  // nullptr once the JS object is collected
+  std::unique_ptr<Backend> backend_;
+  State state_ = State::kClosed;
+  uint32_t credits_ = 0;
+  uint64_t received_ = 0;
+  uint64_t bytes_ = 0;
+  uint64_t truncated_ = 0;
+  uint64_t batches_ = 0;
+  BackendStats final_stats_;  // the backend's last word, kept after close
+  napi_threadsafe_function wake_ = nullptr;
+  std::atomic<bool> wake_pending_{false};
+  bool wake_finalized_ = false;
+  napi_async_cleanup_hook_handle teardown_hook_ = nullptr;
+  Napi::FunctionReference close_callback_;
+};
+
+class RingSocket final : public Napi::ObjectWrap<RingSocket> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "RingSocket",
+                       {
+                           InstanceMethod<&RingSocket::Grant>("grant"),
+                           InstanceMethod<&RingSocket::Stats>("stats"),
+                           InstanceMethod<&RingSocket::Address>("address"),
+                           InstanceMethod<&RingSocket::Close>("close"),
+                           InstanceAccessor<&RingSocket::Backend>("backend"),
+                       });
+  }
+
+  // new RingSocket(backend, options, onbatch(buffer, count), onerror(error))
+  explicit RingSocket(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<RingSocket>(info), context_(info.Env(), "DgramRing") {
+    Napi::Env env = info.Env();
+    if (info.Length() < 4 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsFunction() ||
+        !info[3].IsFunction()) {
+      Napi::TypeError::New(env, "RingSocket(backend, options, onbatch, onerror)").ThrowAsJavaScriptException();
+      return;
+    }
+    // Kept as properties, not persistent references, so that an unreferenced
+    // socket and the stream its callbacks close over can be collected together.
+    Value().Set("onbatch", info[2]);
+    Value().Set("onerror", info[3]);
+    ring_ = new Ring(env, this);
+    if (!ring_->Open(info[0].As<Napi::String>(), ReadOptions(info[1].As<Napi::Object>()))) {
+      ring_->Orphan();
+      ring_ = nullptr;
+    }
+  }
+
+  ~RingSocket() override {
+    if (ring_ != nullptr) ring_->Orphan();
+  }
+
+  // Calls a JS function as an event from the loop (async context, microtasks
+  // after); an exception it throws becomes an uncaught exception, as for any
+  // event listener.
+  void Emit(Napi::Function fn, const std::initializer_list<napi_value>& args) {
+    Napi::Env env = Env();
+    fn.MakeCallback(Value(), args, context_);
+    if (env.IsExceptionPending()) {
+      Napi::Error error = env.GetAndClearPendingException();
+      napi_fatal_exception(env, error.Value());
+    }
+  }
+  void EmitProperty(const char* name, const std::initializer_list<napi_value>& args) {
+    Napi::Value fn = Value().Get(name);
+    if (fn.IsFunction()) Emit(fn.As<Napi::Function>(), args);
+  }
+
+  // The ring is closed and about to be freed: answer from `stats` from now on.
+  void Detach(Napi::Object final_stats) {
+    ring_ = nullptr;
+    final_stats_ = Napi::Persistent(final_stats);
+  }
+
+  void Hold(bool strong) {
+    if (strong == held_) return;
+    held_ = strong;
+    if (strong)
+      Ref();
+    else
+      Unref();
+  }
+
+ private:
+  static Options ReadOptions(Napi::Object o) {
+    Options options;
+    options.ipv6 = o.Get("ipv6").ToBoolean();
+    options.address = o.Get("address").ToString();
+    options.port = static_cast<uint16_t>(o.Get("port").ToNumber().Uint32Value());
+    options.ring_size = o.Get("ringSize").ToNumber().Uint32Value();
+    options.buffer_size = o.Get("bufferSize").ToNumber().Uint32Value();
+    options.recv_buffer_size = o.Get("recvBufferSize").ToNumber().Int32Value();
+    options.reuse_addr = o.Get("reuseAddr").ToBoolean();
+    options.reuse_port = o.Get("reusePort").ToBoolean();
+    options.ipv6_only = o.Get("ipv6Only").ToBoolean();
+    return options;
+  }
+
+  bool CheckOpen(Napi::Env env) {
+    if (ring_ != nullptr && ring_->IsOpen()) return true;
+    CodedError(env, "ERR_DGRAM_RING_CLOSED", "the socket is closed").ThrowAsJavaScriptException();
+    return false;
+  }
+
+  Napi::Value Grant(const Napi::CallbackInfo& info) {
+    if (ring_ != nullptr && ring_->IsOpen()) ring_->Grant(info[0].ToNumber().Uint32Value());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    if (ring_ != nullptr) return ring_->Stats(info.Env());
+    return final_stats_.Value();
+  }
+
+  Napi::Value Address(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    Napi::Buffer<uint8_t> bytes = Napi::Buffer<uint8_t>::New(env, 16);
+    memset(bytes.Data(), 0, 16);
+    int family = 4;
+    uint16_t port = 0;
+    if (SysError error = ring_->LocalAddress(bytes.Data(), &family, &port)) {
+      SystemError(env, error).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("family", family);
+    result.Set("port", port);
+    result.Set("bytes", bytes);
+    return result;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    ring_->Close(info[0].IsFunction() ? info[0].As<Napi::Function>() : Napi::Function());
+    return env.Undefined();
+  }
+
+  Napi::Value Backend(const Napi::CallbackInfo& info) {
+    if (ring_ != nullptr) return Napi::String::New(info.Env(), ring_->BackendName());
+    return backend_name_.empty() ? info.Env().Undefined() : Napi::String::New(info.Env(), backend_name_);
+  }
+
+  friend class Ring;
+  Ring* ring_ = nullptr;
+  std::string backend_name_;
+  Napi::ObjectReference final_stats_;
+  Napi::AsyncContext context_;
+  bool held_ = false;
+};
+
+bool Ring::Open(const std::string& backend_name, const Options& options) {
+  Napi::Env env(env_);
+  napi_value wake_name = Napi::String::New(env, "dgram-ring wake");
+  if (napi_create_threadsafe_function(env_, nullptr, nullptr, wake_name, 0, 1, this, OnWakeFinalize, this,
+                                      OnWakeCall, &wake_) != napi_ok) {
+    wake_ = nullptr;
+    CodedError(env, "ERR_DGRAM_RING_INTERNAL", "could not create the wake function").ThrowAsJavaScriptException();
+    return false;
+  }
+  napi_unref_threadsafe_function(env_, wake_);  // an idle socket must not keep the process alive
+  std::vector<std::string> names;
+  if (backend_name == "auto") {
+    names = BackendNames();
+  } else {
+    names.push_back(backend_name);
+  }
+  uv_loop_s* loop = nullptr;
+  napi_get_uv_event_loop(env_, &loop);
+  SysError error;
+  for (const std::string& name : names) {
+    std::unique_ptr<Backend> backend = CreateBackend(name, this, loop);
+    if (!backend) {
+      std::string known;
+      for (const std::string& n : BackendNames()) known += (known.empty() ? "" : ", ") + n;
+      CodedError(env, "ERR_DGRAM_RING_BACKEND_UNAVAILABLE",
+                 "backend '" + name + "' is not available on this platform (available: " + known + ")")
+          .ThrowAsJavaScriptException();
+      return false;
+    }
+    error = backend->Open(options);
+    if (!error) {
+      backend_ = std::move(backend);
+      break;
+    }
+  }
+  if (!backend_) {
+    SystemError(env, error).ThrowAsJavaScriptException();
+    return false;
+  }
+  owner_->backend_name_ = backend_->Name();
+  napi_add_async_cleanup_hook(env_, OnEnvTeardown, this, &teardown_hook_);
+  state_ = State::kOpen;
+  return true;
+}
+
+void Ring::Deliver(const Completion* items, size_t count) {
+  credits_ = count >= credits_ ? 0 : credits_ - static_cast<uint32_t>(count);
+  size_t table_bytes = count * kTableStride * sizeof(uint32_t);
+  size_t payload_bytes = 0;
+  for (size_t i = 0; i < count; i++) {
+    payload_bytes += items[i].length;
+    if (items[i].flags & kTruncated) truncated_++;
+  }
+  received_ += count;
+  bytes_ += payload_bytes;
+  batches_++;
+  if (owner_ == nullptr) return;  // no JS object to deliver to (it was collected)
+
+  Napi::Env env(env_);
+  Napi::HandleScope scope(env);
+  // One ArrayBuffer a batch: the table, then every payload, copied once.
+  Napi::ArrayBuffer batch = Napi::ArrayBuffer::New(env, table_bytes + payload_bytes);
+  uint8_t* base = static_cast<uint8_t*>(batch.Data());
+  uint32_t* table = reinterpret_cast<uint32_t*>(base);
+  size_t offset = table_bytes;
+  for (size_t i = 0; i < count; i++) {
+    const Completion& item = items[i];
+    uint32_t* row = table + i * kTableStride;
+    row[kWordOffset] = static_cast<uint32_t>(offset);
+    row[kWordLength] = item.length;
+    row[kWordFlags] = item.flags;
+    row[kWordRemotePort] = item.remote_port;
+    row[kWordInterfaceIndex] = item.interface_index;
+    memcpy(row + kWordRemoteAddress, item.remote_addr, 16);
+    memcpy(row + kWordLocalAddress, item.local_addr, 16);
+    memcpy(base + offset, item.data, item.length);
+    offset += item.length;
+  }
+  owner_->EmitProperty("onbatch", {batch, Napi::Number::New(env, static_cast<double>(count))});
+  UpdateHold();
+}
+
+void Ring::Fail(SysError error) {
+  credits_ = 0;
+  UpdateHold();
+  if (owner_ == nullptr) return;
+  Napi::Env env(env_);
+  Napi::HandleScope scope(env);
+  owner_->EmitProperty("onerror", {SystemError(env, error).Value()});
+}
+
+void Ring::Grant(uint32_t credits) {
+  credits_ = credits;
+  backend_->OnCredits();
+  UpdateHold();
+}
+
+void Ring::UpdateHold() {
+  if (owner_ != nullptr) owner_->Hold(state_ == State::kOpen && credits_ > 0);
+}
+
+Napi::Object Ring::Stats(Napi::Env env) const {
+  BackendStats backend = state_ == State::kClosed ? final_stats_ : backend_->Stats();
+  Napi::Object stats = Napi::Object::New(env);
+  stats.Set("received", static_cast<double>(received_));
+  stats.Set("bytes", static_cast<double>(bytes_));
+  stats.Set("truncated", static_cast<double>(truncated_));
+  stats.Set("batches", static_cast<double>(batches_));
+  stats.Set("posted", backend.posted);
+  stats.Set("peakPosted", backend.peak_posted);
+  if (backend.kernel_drops >= 0) stats.Set("kernelDrops", static_cast<double>(backend.kernel_drops));
+  return stats;
+}
+
+void Ring::Close(Napi::Function callback) {
+  if (state_ != State::kOpen) return;
+  state_ = State::kClosing;
+  credits_ = 0;
+  UpdateHold();
+  // The callback's closure keeps the JS side alive until we call it.
+  if (!callback.IsEmpty()) close_callback_ = Napi::Persistent(callback);
+  backend_->Close([this] { Closed(); });
+}
+
+void Ring::Orphan() {
+  owner_ = nullptr;
+  if (state_ == State::kOpen) {
+    Close(Napi::Function());
+  } else if (state_ == State::kClosed) {
+    // Never opened (a failed Open), or already closed and its wake function
+    // released: whatever is still pending frees it.
+    if (backend_ == nullptr && wake_ != nullptr && !wake_finalized_) {
+      napi_release_threadsafe_function(wake_, napi_tsfn_release);
+    } else {
+      MaybeDelete();
+    }
+  }
+}
+
+void Ring::Closed() {
+  state_ = State::kClosed;
+  final_stats_ = backend_->Stats();
+  if (teardown_hook_ != nullptr) {
+    napi_remove_async_cleanup_hook(teardown_hook_);
+    teardown_hook_ = nullptr;
+  }
+  if (owner_ != nullptr) {
+    Napi::Env env(env_);
+    Napi::HandleScope scope(env);
+    owner_->Detach(Stats(env));
+    if (!close_callback_.IsEmpty()) owner_->Emit(close_callback_.Value(), {});
+  }
+  close_callback_.Reset();
+  owner_ = nullptr;
+  if (wake_ != nullptr && !wake_finalized_) {
+    napi_release_threadsafe_function(wake_, napi_tsfn_release);  // finalizes, then MaybeDelete
+  } else {
+    MaybeDelete();
+  }
+}
+
+void Ring::OnWakeCall(napi_env /*env*/, napi_value /*js_callback*/, void* context, void* /*data*/) {
+  auto* ring = static_cast<Ring*>(context);
+  ring->wake_pending_ = false;
+  if (ring->state_ != State::kClosed) ring->backend_->OnWake();
+}
+
+void Ring::OnWakeFinalize(napi_env /*env*/, void* data, void* /*hint*/) {
+  auto* ring = static_cast<Ring*>(data);
+  ring->wake_finalized_ = true;
+  ring->MaybeDelete();
+}
+
+void Ring::OnEnvTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
+  auto* ring = static_cast<Ring*>(arg);
+  // No JS may run now: forget the JS object, close, and let Closed() remove
+  // this hook, which tells Node the teardown may go on.
+  ring->teardown_hook_ = handle;
+  ring->owner_ = nullptr;
+  ring->close_callback_.Reset();
+  if (ring->state_ == State::kOpen) {
+    ring->state_ = State::kClosing;
+    ring->credits_ = 0;
+    ring->backend_->Close([ring] { ring->Closed(); });
+  }
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("RingSocket", RingSocket::Define(env));
+  Napi::Array names = Napi::Array::New(env);
+  for (const std::string& name : BackendNames()) names.Set(names.Length(), name);
+  exports.Set("backends", names);
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("stride", static_cast<uint32_t>(kTableStride));
+  layout.Set("offset", static_cast<uint32_t>(kWordOffset));
+  layout.Set("length", static_cast<uint32_t>(kWordLength));
+  layout.Set("flags", static_cast<uint32_t>(kWordFlags));
+  layout.Set("remotePort", static_cast<uint32_t>(kWordRemotePort));
+  layout.Set("interfaceIndex", static_cast<uint32_t>(kWordInterfaceIndex));
+  layout.Set("remoteAddress", static_cast<uint32_t>(kWordRemoteAddress));
+  layout.Set("localAddress", static_cast<uint32_t>(kWordLocalAddress));
+  exports.Set("table", layout);
+  Napi::Object flags = Napi::Object::New(env);
+  flags.Set("truncated", static_cast<uint32_t>(kTruncated));
+  flags.Set("controlTruncated", static_cast<uint32_t>(kControlTruncated));
+  flags.Set("broadcast", static_cast<uint32_t>(kBroadcast));
+  flags.Set("multicast", static_cast<uint32_t>(kMulticast));
+  flags.Set("remoteIPv6", static_cast<uint32_t>(kRemoteIPv6));
+  flags.Set("hasLocal", static_cast<uint32_t>(kHasLocal));
+  flags.Set("localIPv6", static_cast<uint32_t>(kLocalIPv6));
+  flags.Set("hasBroadcastInfo", static_cast<uint32_t>(kHasBroadcastInfo));
+  exports.Set("flags", flags);
+  return exports;
+}
+
+std::vector<std::string> BackendNames() {
+#ifdef _WIN32
+  return {"iocp"};
+#elif defined(__linux__)
+  return {"recvmmsg"};
+#else
+  return {"recvmsg"};
+#endif
+}
+
+std::unique_ptr<Backend> CreateBackend(const std::string& name, Sink* sink, uv_loop_s* loop) {
+#ifdef _WIN32
+  (void)loop;
+  if (name == "iocp") return NewIocpBackend(sink);
+#else
+  for (const std::string& own : BackendNames())
+    if (name == own) return NewMmsgBackend(sink, loop);
+#endif
+  return nullptr;
+}
+
+}  // namespace dgram_ring
+
+static Napi::Object InitDgramRing(Napi::Env env, Napi::Object exports) {
+  return dgram_ring::Init(env, exports);
+}
+
+NODE_API_MODULE(dgram_ring, InitDgramRing)
