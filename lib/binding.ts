@@ -1,0 +1,75 @@
+// The native addon, loaded once: a prebuild from prebuilds/ or a local build
+// (node-gyp-build picks), and the shape of what it exports (native/addon.cc).
+import path from 'node:path'
+import loadBinding from 'node-gyp-build'
+
+/** The options the native side reads, already validated (socket.ts). */
+export interface NativeOptions {
+  ipv6: boolean
+  address: string
+  port: number
+  ringSize: number
+  bufferSize: number
+  recvBufferSize: number
+  reuseAddr: boolean
+  reusePort: boolean
+  ipv6Only: boolean
+}
+
+export interface NativeStats {
+  received: number
+  bytes: number
+  truncated: number
+  batches: number
+  posted: number
+  peakPosted: number
+  kernelDrops?: number
+}
+
+export interface NativeAddress {
+  family: 4 | 6
+  port: number
+  bytes: Uint8Array
+}
+
+export interface NativeRingSocket {
+  readonly backend: string
+  grant(credits: number): void
+  stats(): NativeStats
+  address(): NativeAddress
+  close(callback: () => void): void
+}
+
+export interface Binding {
+  RingSocket: new (
+    backend: string,
+    options: NativeOptions,
+    onbatch: (buffer: ArrayBuffer, count: number) => void,
+    onerror: (error: Error) => void,
+  ) => NativeRingSocket
+  /** Backends this build has, fastest first. */
+  backends: string[]
+  /** Word indices of the per-batch table. */
+  table: {
+    stride: number
+    offset: number
+    length: number
+    flags: number
+    remotePort: number
+    interfaceIndex: number
+    remoteAddress: number
+    localAddress: number
+  }
+  flags: {
+    truncated: number
+    controlTruncated: number
+    broadcast: number
+    multicast: number
+    remoteIPv6: number
+    hasLocal: number
+    localIPv6: number
+    hasBroadcastInfo: number
+  }
+}
+
+export const binding: Binding = loadBinding(path.join(__dirname, '..'))

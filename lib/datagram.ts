@@ -1,0 +1,225 @@
+// A batch is what one native→JS crossing carries: one ArrayBuffer holding a
+// table (fixed-size rows of 32-bit words, one row a datagram) followed by the
+// payloads. A Datagram is an index into it; its fields are decoded when read,
+// and address strings come from a cache instead of being formatted per packet.
+import util from 'node:util'
+import { binding } from './binding'
+
+const T = binding.table
+const F = binding.flags
+
+/** Address family of a datagram's addresses, named as in `node:dgram`. */
+export type AddressFamily = 'IPv4' | 'IPv6'
+
+/** A datagram as plain data: what `JSON.stringify(datagram)` writes (payload as base64). */
+export interface DatagramJSON {
+  data: string
+  remoteAddress: string
+  remotePort: number
+  family: AddressFamily
+  localAddress?: string
+  interfaceIndex?: number
+  truncated: boolean
+  controlTruncated: boolean
+  broadcast?: boolean
+  multicast?: boolean
+}
+
+/**
+ * One batch of datagrams as the native ring delivered it. Every payload of the
+ * batch shares one memory slab: a `data` Buffer you keep alive keeps the whole
+ * batch's slab alive, so copy (`Buffer.from(d.data)`) what you keep for long.
+ */
+export class DatagramBatch implements Iterable<Datagram> {
+  /** The batch's memory: the table, then the payloads. */
+  readonly buffer: ArrayBuffer
+  /** Number of datagrams in the batch. */
+  readonly length: number
+  /** @internal the table, one row of `binding.table.stride` words a datagram */
+  readonly table: Uint32Array
+  /** @internal byte view of `buffer`, for addresses */
+  readonly bytes: Uint8Array
+
+  /** @internal batches are made by the socket */
+  constructor(buffer: ArrayBuffer, count: number) {
+    this.buffer = buffer
+    this.length = count
+    this.table = new Uint32Array(buffer, 0, count * T.stride)
+    this.bytes = new Uint8Array(buffer)
+  }
+
+  /** The datagram at `index` (0 ≤ index < length). */
+  at(index: number): Datagram | undefined {
+    return index >= 0 && index < this.length ? new Datagram(this, index) : undefined
+  }
+
+  *[Symbol.iterator](): IterableIterator<Datagram> {
+    for (let i = 0; i < this.length; i++) yield new Datagram(this, i)
+  }
+}
+
+/**
+ * A received datagram: payload, source, destination address and interface
+ * (from IP_PKTINFO / IPV6_PKTINFO), and flags. Fields are read-only and
+ * decoded on first access.
+ */
+export class Datagram {
+  #batch: DatagramBatch
+  #row: number
+  #data: Buffer | undefined = undefined
+
+  /** @internal datagrams are made by the socket */
+  constructor(batch: DatagramBatch, index: number) {
+    this.#batch = batch
+    this.#row = index * T.stride
+  }
+
+  /** The payload: at most `bufferSize` bytes, a view into the batch's slab. */
+  get data(): Buffer {
+    if (this.#data === undefined) {
+      const table = this.#batch.table
+      this.#data = Buffer.from(this.#batch.buffer, table[this.#row + T.offset], table[this.#row + T.length])
+    }
+    return this.#data
+  }
+
+  /** The sender's address. On a dual-stack socket IPv4 senders appear v4-mapped (`::ffff:127.0.0.1`), as in `node:dgram`. */
+  get remoteAddress(): string {
+    return formatAddress(this.#batch, this.#row + T.remoteAddress, (this.#flags & F.remoteIPv6) !== 0)
+  }
+
+  /** The sender's port. */
+  get remotePort(): number {
+    return this.#batch.table[this.#row + T.remotePort]
+  }
+
+  /** Family of `remoteAddress`. */
+  get family(): AddressFamily {
+    return this.#flags & F.remoteIPv6 ? 'IPv6' : 'IPv4'
+  }
+
+  /** The address the datagram was sent to (one of this host's, or a broadcast/multicast group); undefined if the OS did not say. */
+  get localAddress(): string | undefined {
+    const flags = this.#flags
+    if (!(flags & F.hasLocal)) return undefined
+    return formatAddress(this.#batch, this.#row + T.localAddress, (flags & F.localIPv6) !== 0)
+  }
+
+  /** Index of the interface the datagram arrived on (see `os.networkInterfaces()`); undefined if the OS did not say. */
+  get interfaceIndex(): number | undefined {
+    return this.#flags & F.hasLocal ? this.#batch.table[this.#row + T.interfaceIndex] : undefined
+  }
+
+  /** The datagram was longer than `bufferSize`: `data` holds its first `bufferSize` bytes. */
+  get truncated(): boolean {
+    return (this.#flags & F.truncated) !== 0
+  }
+
+  /** The OS had more control data (metadata) than fit: `localAddress` and `interfaceIndex` may be missing. */
+  get controlTruncated(): boolean {
+    return (this.#flags & F.controlTruncated) !== 0
+  }
+
+  /** Sent to a broadcast address; undefined if the OS did not say. */
+  get broadcast(): boolean | undefined {
+    const flags = this.#flags
+    return flags & F.hasBroadcastInfo ? (flags & F.broadcast) !== 0 : undefined
+  }
+
+  /** Sent to a multicast group; undefined if the OS did not say. */
+  get multicast(): boolean | undefined {
+    const flags = this.#flags
+    return flags & F.hasBroadcastInfo ? (flags & F.multicast) !== 0 : undefined
+  }
+
+  get #flags(): number {
+    return this.#batch.table[this.#row + T.flags]
+  }
+
+  /** Plain data, payload in base64: for logs and `JSON.stringify`. */
+  toJSON(): DatagramJSON {
+    const json: DatagramJSON = {
+      data: this.data.toString('base64'),
+      remoteAddress: this.remoteAddress,
+      remotePort: this.remotePort,
+      family: this.family,
+      truncated: this.truncated,
+      controlTruncated: this.controlTruncated,
+    }
+    if (this.localAddress !== undefined) json.localAddress = this.localAddress
+    if (this.interfaceIndex !== undefined) json.interfaceIndex = this.interfaceIndex
+    if (this.broadcast !== undefined) json.broadcast = this.broadcast
+    if (this.multicast !== undefined) json.multicast = this.multicast
+    return json
+  }
+
+  [util.inspect.custom](depth: number, options: util.InspectOptionsStylized): string {
+    const { data: _base64, ...fields } = this.toJSON()
+    return `Datagram ${util.inspect({ ...fields, data: this.data }, { ...options, depth })}`
+  }
+}
+
+// Address strings, cached by their bytes. Bounded: a flood from many sources
+// clears it rather than growing it.
+const CACHE_LIMIT = 4096
+const v4Cache = new Map<number, string>()
+const v6Cache = new Map<string, string>()
+let lastV6Words = [-1, -1, -1, -1]
+let lastV6 = ''
+
+function formatAddress(batch: DatagramBatch, word: number, ipv6: boolean): string {
+  const table = batch.table
+  if (!ipv6) {
+    const key = table[word]
+    let text = v4Cache.get(key)
+    if (text === undefined) {
+      const b = batch.bytes
+      const at = word * 4
+      text = `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`
+      if (v4Cache.size >= CACHE_LIMIT) v4Cache.clear()
+      v4Cache.set(key, text)
+    }
+    return text
+  }
+  const w0 = table[word], w1 = table[word + 1], w2 = table[word + 2], w3 = table[word + 3]
+  // Most traffic comes from few peers: the last address answers most lookups.
+  if (w0 === lastV6Words[0] && w1 === lastV6Words[1] && w2 === lastV6Words[2] && w3 === lastV6Words[3]) return lastV6
+  const key = `${w0},${w1},${w2},${w3}`
+  let text = v6Cache.get(key)
+  if (text === undefined) {
+    text = formatIPv6(batch.bytes, word * 4)
+    if (v6Cache.size >= CACHE_LIMIT) v6Cache.clear()
+    v6Cache.set(key, text)
+  }
+  lastV6Words = [w0, w1, w2, w3]
+  lastV6 = text
+  return text
+}
+
+/** RFC 5952 text for the 16 bytes at `at`, with IPv4-mapped addresses as `::ffff:a.b.c.d`. */
+export function formatIPv6(bytes: Uint8Array, at: number): string {
+  const groups: number[] = []
+  for (let i = 0; i < 8; i++) groups.push((bytes[at + 2 * i] << 8) | bytes[at + 2 * i + 1])
+  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
+    return `::ffff:${bytes[at + 12]}.${bytes[at + 13]}.${bytes[at + 14]}.${bytes[at + 15]}`
+  }
+  // The longest run of two or more zero groups becomes "::" (the first, on a tie).
+  let bestStart = -1
+  let bestLength = 1
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++
+      continue
+    }
+    let j = i
+    while (j < 8 && groups[j] === 0) j++
+    if (j - i > bestLength) {
+      bestStart = i
+      bestLength = j - i
+    }
+    i = j
+  }
+  const hex = (from: number, to: number): string => groups.slice(from, to).map((g) => g.toString(16)).join(':')
+  if (bestStart < 0) return hex(0, 8)
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`
+}

@@ -1,0 +1,97 @@
+// Errors with stable codes: validation errors (TypeError / RangeError, as
+// Node's own APIs throw them) and system errors carrying errno and syscall.
+import util from 'node:util'
+
+/** Codes of the errors dgram-ring itself raises. System errors carry the OS's name instead (`EADDRINUSE`, …). */
+export type DgramRingErrorCode =
+  | 'ERR_INVALID_ARG_TYPE'
+  | 'ERR_INVALID_ARG_VALUE'
+  | 'ERR_OUT_OF_RANGE'
+  | 'ERR_SOCKET_BAD_PORT'
+  | 'ERR_DGRAM_RING_BACKEND_UNAVAILABLE'
+  | 'ERR_DGRAM_RING_CLOSED'
+  | 'ERR_DGRAM_RING_INTERNAL'
+
+/** An error with a stable `code`. */
+export interface CodedError extends Error {
+  code: string
+}
+
+/** A failed system call: `code` is the OS error's name (`EADDRINUSE`, `EACCES`, …). */
+export interface SystemError extends CodedError {
+  errno: number
+  syscall: string
+  address?: string
+  port?: number
+}
+
+function withCode<E extends Error>(error: E, code: DgramRingErrorCode): E & CodedError {
+  return Object.assign(error, { code })
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`
+  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`
+  return `type ${typeof value} (${util.inspect(value)})`
+}
+
+/** `name` had the wrong type. */
+export function invalidArgType(name: string, expected: string, actual: unknown): TypeError & CodedError {
+  return withCode(new TypeError(`The "${name}" option must be ${expected}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_TYPE')
+}
+
+/** `name` had the right type but a value that cannot work. */
+export function invalidArgValue(name: string, reason: string, actual: unknown): TypeError & CodedError {
+  return withCode(new TypeError(`The "${name}" option ${reason}. Received ${util.inspect(actual)}`), 'ERR_INVALID_ARG_VALUE')
+}
+
+/** A number outside its range. */
+export function outOfRange(name: string, range: string, actual: unknown): RangeError & CodedError {
+  return withCode(new RangeError(`The "${name}" option must be ${range}. Received ${util.inspect(actual)}`), 'ERR_OUT_OF_RANGE')
+}
+
+/** A port that is not an integer in 0..65535 (Node's dgram uses the same code). */
+export function badPort(actual: unknown): RangeError & CodedError {
+  return withCode(new RangeError(`The "port" option must be an integer >= 0 and <= 65535. Received ${util.inspect(actual)}`), 'ERR_SOCKET_BAD_PORT')
+}
+
+/** An operation on a socket that is closed (or never opened). */
+export function closedError(operation: string): CodedError {
+  return withCode(new Error(`${operation}: the socket is closed`), 'ERR_DGRAM_RING_CLOSED')
+}
+
+/** The requested backend does not exist in this build or on this OS. */
+export function backendUnavailable(name: string, available: readonly string[]): CodedError {
+  return withCode(
+    new Error(`The "${name}" backend is not available here (available: ${available.join(', ')})`),
+    'ERR_DGRAM_RING_BACKEND_UNAVAILABLE',
+  )
+}
+
+/**
+ * Turns what the native side threw or reported (an Error with `errno` and
+ * `syscall`, or one with a `code`) into the error users see: for a system
+ * error, `code` is the OS's error name and the message says what failed where.
+ */
+export function fromNative(error: unknown, where?: { address: string; port: number }): Error {
+  if (!(error instanceof Error)) return new Error(String(error))
+  const native = error as Error & { errno?: unknown; syscall?: unknown; code?: unknown }
+  if (typeof native.errno !== 'number' || typeof native.syscall !== 'string') return error
+  let code: string
+  try {
+    code = util.getSystemErrorName(native.errno)
+  } catch {
+    code = `Unknown system error ${native.errno}`
+  }
+  const target = where && native.syscall === 'bind' ? ` ${where.address}:${where.port}` : ''
+  const system = new Error(`${native.syscall} ${code}${target}`) as SystemError
+  system.code = code
+  system.errno = native.errno
+  system.syscall = native.syscall
+  if (target && where) {
+    system.address = where.address
+    system.port = where.port
+  }
+  return system
+}

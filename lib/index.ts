@@ -1,0 +1,14 @@
+/**
+ * dgram-ring: UDP receive through a ring of posted kernel buffers, delivered
+ * in batches, as a Readable (and, from `dgram-ring/rx`, an Observable).
+ * @packageDocumentation
+ */
+export { listen, DatagramStream } from './stream'
+export { RingSocket, type ListenOptions, type RingStats, type AddressInfo, type SocketType, type BackendName } from './socket'
+export { Datagram, DatagramBatch, type DatagramJSON, type AddressFamily } from './datagram'
+export type { CodedError, SystemError, DgramRingErrorCode } from './errors'
+
+import { binding } from './binding'
+
+/** The receive backends this build has on this platform, fastest first (what `backend: 'auto'` picks from). */
+export const backends: readonly string[] = Object.freeze([...binding.backends])

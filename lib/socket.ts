@@ -1,0 +1,254 @@
+// RingSocket: one bound socket and its ring of receive buffers (the native
+// handle), with the options that open it. Streams and Observables are built on
+// it; use it directly to drive credits yourself.
+import net from 'node:net'
+import { binding, type NativeOptions, type NativeRingSocket } from './binding'
+import { DatagramBatch, formatIPv6, type AddressFamily } from './datagram'
+import {
+  backendUnavailable,
+  badPort,
+  closedError,
+  fromNative,
+  invalidArgType,
+  invalidArgValue,
+  outOfRange,
+} from './errors'
+
+/** Socket types this build opens. */
+export type SocketType = 'udp4' | 'udp6'
+
+/**
+ * A receive backend: `'auto'` picks the fastest this machine supports.
+ * `'recvmmsg'` (Linux), `'recvmsg'` (other POSIX systems), `'iocp'` (Windows).
+ */
+export type BackendName = 'auto' | 'recvmmsg' | 'recvmsg' | 'iocp'
+
+/** Options of {@link listen}, {@link DatagramStream} and {@link RingSocket}. */
+export interface ListenOptions {
+  /** `'udp4'` or `'udp6'`; default: `'udp6'` if `address` is an IPv6 address, else `'udp4'`. */
+  type?: SocketType
+  /** Numeric address to bind (or `'localhost'`); default: the wildcard (`0.0.0.0` / `::`). */
+  address?: string
+  /** Port to bind; default 0 (the OS picks one: see `address()`). */
+  port?: number
+  /** Receive buffers in the ring, 1 to 65536; default 256. */
+  ringSize?: number
+  /** Bytes a buffer, 1 to 65535; longer datagrams arrive truncated and flagged. Default 2048. */
+  bufferSize?: number
+  /** Datagrams the stream buffers before it stops granting credits; default `ringSize`. */
+  highWaterMark?: number
+  /** SO_RCVBUF in bytes (beyond the OS cap where the process may: SO_RCVBUFFORCE). Default: the OS's. */
+  recvBufferSize?: number
+  /** SO_REUSEADDR. */
+  reuseAddr?: boolean
+  /** SO_REUSEPORT: several sockets share the port and the kernel spreads datagrams over them (not on Windows). */
+  reusePort?: boolean
+  /** On a `'udp6'` socket, refuse IPv4 (no dual stack). */
+  ipv6Only?: boolean
+  /** The receive backend; default `'auto'`. */
+  backend?: BackendName
+  /** Aborting closes the socket and ends the stream, as `close()` does. */
+  signal?: AbortSignal
+}
+
+/** Counters of a ring, from `stats()`. */
+export interface RingStats {
+  /** Datagrams delivered to JS. */
+  received: number
+  /** Payload bytes delivered (truncated datagrams count what was kept). */
+  bytes: number
+  /** Datagrams delivered truncated. */
+  truncated: number
+  /** Native→JS crossings: `received / batches` is the mean batch size. */
+  batches: number
+  /** Buffers the kernel may fill right now (at most `ringSize`). */
+  posted: number
+  /** Highest `posted` so far (at most `ringSize`). */
+  peakPosted: number
+  /**
+   * Datagrams the kernel dropped for this socket (its receive queue was full),
+   * as of this call. Absent where the OS keeps no such counter (Windows).
+   */
+  kernelDrops?: number
+}
+
+/** A bound address, as `node:dgram`'s `address()` gives it. */
+export interface AddressInfo {
+  address: string
+  port: number
+  family: AddressFamily
+}
+
+/** @internal validated options */
+export interface ResolvedOptions {
+  native: NativeOptions
+  backend: string
+  highWaterMark: number
+  signal: AbortSignal | undefined
+}
+
+const KNOWN_BACKENDS: readonly string[] = ['auto', 'recvmmsg', 'recvmsg', 'iocp', 'io_uring']
+
+function integer(options: ListenOptions, name: keyof ListenOptions, min: number, max: number, fallback: number): number {
+  const value = options[name]
+  if (value === undefined) return fallback
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value)
+  if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(name, `an integer >= ${min} and <= ${max}`, value)
+  return value
+}
+
+function boolean(options: ListenOptions, name: keyof ListenOptions): boolean {
+  const value = options[name]
+  if (value === undefined) return false
+  if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value)
+  return value
+}
+
+/** @internal Validates options: throws a TypeError or RangeError with a `code` for anything wrong. */
+export function resolveOptions(options: ListenOptions | undefined): ResolvedOptions {
+  if (options === undefined) options = {}
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw invalidArgType('options', 'of type object', options)
+  }
+  let address = options.address
+  if (address !== undefined && typeof address !== 'string') throw invalidArgType('address', 'of type string', address)
+  let type = options.type
+  if (type !== undefined && type !== 'udp4' && type !== 'udp6') {
+    throw invalidArgValue('type', "must be 'udp4' or 'udp6'", type)
+  }
+  if (address === 'localhost') address = type === 'udp6' ? '::1' : '127.0.0.1'
+  if (address !== undefined && address !== '') {
+    const family = net.isIP(address)
+    if (family === 0) throw invalidArgValue('address', 'must be a numeric IPv4 or IPv6 address', address)
+    type ??= family === 6 ? 'udp6' : 'udp4'
+    if ((type === 'udp6') !== (family === 6)) throw invalidArgValue('address', `is not an address of type '${type}'`, address)
+  }
+  type ??= 'udp4'
+  if (options.port !== undefined && (typeof options.port !== 'number' || !Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) {
+    if (typeof options.port !== 'number') throw invalidArgType('port', 'of type number', options.port)
+    throw badPort(options.port)
+  }
+  const ringSize = integer(options, 'ringSize', 1, 65536, 256)
+  const bufferSize = integer(options, 'bufferSize', 1, 65535, 2048)
+  const highWaterMark = integer(options, 'highWaterMark', 1, 2 ** 31 - 1, ringSize)
+  const recvBufferSize = integer(options, 'recvBufferSize', 1, 2 ** 31 - 1, 0)
+  const backend = options.backend ?? 'auto'
+  if (typeof backend !== 'string') throw invalidArgType('backend', 'of type string', backend)
+  if (!KNOWN_BACKENDS.includes(backend)) {
+    throw invalidArgValue('backend', `must be one of ${KNOWN_BACKENDS.map((b) => `'${b}'`).join(', ')}`, backend)
+  }
+  if (backend !== 'auto' && !binding.backends.includes(backend)) throw backendUnavailable(backend, binding.backends)
+  const signal = options.signal
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an instance of AbortSignal', signal)
+  return {
+    native: {
+      ipv6: type === 'udp6',
+      address: address ?? '',
+      port: options.port ?? 0,
+      ringSize,
+      bufferSize,
+      recvBufferSize,
+      reuseAddr: boolean(options, 'reuseAddr'),
+      reusePort: boolean(options, 'reusePort'),
+      ipv6Only: boolean(options, 'ipv6Only'),
+    },
+    backend,
+    highWaterMark,
+    signal,
+  }
+}
+
+/**
+ * A bound UDP socket with a ring of receive buffers. Datagrams arrive in
+ * batches, one callback a batch, only as far as credits allow: `grant(n)`
+ * says how many more datagrams you will take (it replaces the previous grant;
+ * each delivered datagram uses one). With no credits nothing is posted, the
+ * socket is not read, and what the kernel then drops is in
+ * `stats().kernelDrops`.
+ *
+ * Most users want {@link DatagramStream}; this is the layer under it.
+ *
+ * @example
+ * const socket = new RingSocket({ port: 5140 }, (batch) => {
+ *   for (const d of batch) handle(d)
+ *   socket.grant(256)
+ * }, (error) => console.error(error))
+ * socket.grant(256)
+ */
+export class RingSocket {
+  readonly #handle: NativeRingSocket
+  readonly #ringSize: number
+  #closing: Promise<void> | undefined
+
+  /**
+   * Opens and binds the socket (synchronously). Throws a TypeError/RangeError
+   * for bad options, or a system error (`code` `EADDRINUSE`, `EACCES`, …).
+   * @param onBatch called with every batch, on the event loop
+   * @param onError called if the ring stops on a system error (the socket stays open until `close()`)
+   */
+  constructor(options: ListenOptions | undefined, onBatch: (batch: DatagramBatch) => void, onError: (error: Error) => void) {
+    const resolved = resolveOptions(options)
+    const native = resolved.native
+    this.#ringSize = native.ringSize
+    try {
+      this.#handle = new binding.RingSocket(
+        resolved.backend,
+        native,
+        (buffer, count) => onBatch(new DatagramBatch(buffer, count)),
+        (error) => onError(fromNative(error)),
+      )
+    } catch (error) {
+      throw fromNative(error, { address: native.address || (native.ipv6 ? '::' : '0.0.0.0'), port: native.port })
+    }
+  }
+
+  /** The backend in use (`'recvmmsg'`, `'iocp'`, …). */
+  get backend(): string {
+    return this.#handle.backend
+  }
+
+  /** Buffers in the ring. */
+  get ringSize(): number {
+    return this.#ringSize
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closing !== undefined
+  }
+
+  /** Allows `credits` more datagrams from now on (replacing the previous grant). Ignored after close. */
+  grant(credits: number): void {
+    if (this.#closing === undefined) this.#handle.grant(Math.max(0, Math.min(credits, 2 ** 32 - 1)))
+  }
+
+  /** Counters; keeps answering after close with the final values. */
+  stats(): RingStats {
+    return this.#handle.stats()
+  }
+
+  /** The bound address. Throws `ERR_DGRAM_RING_CLOSED` after close. */
+  address(): AddressInfo {
+    if (this.#closing !== undefined) throw closedError('address()')
+    let native
+    try {
+      native = this.#handle.address()
+    } catch (error) {
+      throw fromNative(error)
+    }
+    const b = native.bytes
+    return native.family === 6
+      ? { address: formatIPv6(b, 0), port: native.port, family: 'IPv6' }
+      : { address: `${b[0]}.${b[1]}.${b[2]}.${b[3]}`, port: native.port, family: 'IPv4' }
+  }
+
+  /**
+   * Closes the socket: nothing is posted any more, the kernel gives every
+   * buffer back, then the port is free and the promise resolves. No batch
+   * arrives after it resolves. Idempotent: every call returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= new Promise((resolve) => this.#handle.close(resolve))
+    return this.#closing
+  }
+}

@@ -1,0 +1,165 @@
+// DatagramStream: the ring as a Readable in object mode. Backpressure is one
+// path: `_read()` grants the ring `highWaterMark − readableLength` credits, so
+// for-await, pipeline() and pause() all decide how many buffers the kernel
+// may fill.
+import { Readable } from 'node:stream'
+import type { Datagram, DatagramBatch } from './datagram'
+import { RingSocket, resolveOptions, type AddressInfo, type ListenOptions, type RingStats } from './socket'
+import { closedError } from './errors'
+
+const NO_STATS: RingStats = { received: 0, bytes: 0, truncated: 0, batches: 0, posted: 0, peakPosted: 0 }
+
+/**
+ * A bound UDP socket as a Readable of {@link Datagram}s (object mode).
+ *
+ * Events: `'listening'` once bound (or `'error'` if binding failed), the
+ * Readable events, and `'close'` last.
+ *
+ * @example
+ * const stream = new DatagramStream({ port: 5140 })
+ * stream.on('listening', () => console.log(stream.address()))
+ * for await (const d of stream) console.log(d.remoteAddress, d.data)
+ */
+export class DatagramStream extends Readable {
+  #socket: RingSocket | undefined
+  #closing: Promise<void> | undefined
+  #signal: AbortSignal | undefined
+  #onAbort: (() => void) | undefined
+
+  /**
+   * Validates `options` (throwing a TypeError/RangeError with a `code`) and
+   * binds. A system failure (`EADDRINUSE`, …) is emitted as `'error'`.
+   */
+  constructor(options?: ListenOptions) {
+    const resolved = resolveOptions(options)
+    super({ objectMode: true, highWaterMark: resolved.highWaterMark })
+    const signal = resolved.signal
+    if (signal?.aborted) {
+      process.nextTick(() => this.destroy(abortError(signal)))
+      return
+    }
+    try {
+      this.#socket = new RingSocket(
+        options,
+        (batch) => this.#push(batch),
+        (error) => this.destroy(error),
+      )
+    } catch (error) {
+      process.nextTick(() => this.destroy(error as Error))
+      return
+    }
+    if (signal) {
+      this.#signal = signal
+      this.#onAbort = () => void this.close()
+      signal.addEventListener('abort', this.#onAbort, { once: true })
+    }
+    process.nextTick(() => {
+      if (!this.destroyed) this.emit('listening')
+    })
+  }
+
+  /** The receive backend in use (`'recvmmsg'`, `'iocp'`, …); undefined if the socket never opened. */
+  get backend(): string | undefined {
+    return this.#socket?.backend
+  }
+
+  /** The bound address. Throws `ERR_DGRAM_RING_CLOSED` once closed. */
+  address(): AddressInfo {
+    if (this.#socket === undefined) throw closedError('address()')
+    return this.#socket.address()
+  }
+
+  /** The ring's counters; after close, their final values. */
+  stats(): RingStats {
+    return this.#socket?.stats() ?? { ...NO_STATS }
+  }
+
+  /**
+   * Closes the socket and ends the stream: datagrams already received stay
+   * readable, then `'end'` and `'close'` follow (at once if nobody is
+   * reading). Resolves once the socket is closed and its port free.
+   * Idempotent, also after `destroy()`.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
+    this.#forgetSignal()
+    if (this.#socket === undefined) return
+    await this.#socket.close()
+    if (this.destroyed || this.readableEnded) return
+    this.push(null)
+    // Nobody will read what is buffered: end now rather than wait for a reader.
+    if (this.listenerCount('data') === 0 && this.listenerCount('readable') === 0) this.destroy()
+  }
+
+  #forgetSignal(): void {
+    if (this.#signal && this.#onAbort) this.#signal.removeEventListener('abort', this.#onAbort)
+    this.#signal = undefined
+  }
+
+  #push(batch: DatagramBatch): void {
+    // Every datagram of the batch was granted: push them all, whatever push() says.
+    for (let i = 0; i < batch.length; i++) this.push(batch.at(i))
+  }
+
+  override _read(): void {
+    this.#socket?.grant(this.readableHighWaterMark - this.readableLength)
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#forgetSignal()
+    if (this.#socket === undefined) return callback(error)
+    this.#socket.close().then(() => callback(error))
+  }
+
+  override read(size?: number): Datagram | null {
+    return super.read(size)
+  }
+
+  override [Symbol.asyncIterator](): AsyncIterableIterator<Datagram> {
+    return super[Symbol.asyncIterator]()
+  }
+}
+
+export interface DatagramStream {
+  on(event: 'data', listener: (datagram: Datagram) => void): this
+  on(event: 'listening' | 'close' | 'end' | 'readable' | 'pause' | 'resume', listener: () => void): this
+  on(event: 'error', listener: (error: Error) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once(event: 'data', listener: (datagram: Datagram) => void): this
+  once(event: 'listening' | 'close' | 'end' | 'readable' | 'pause' | 'resume', listener: () => void): this
+  once(event: 'error', listener: (error: Error) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+}
+
+function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' })
+}
+
+/**
+ * Opens a {@link DatagramStream} and resolves once it is bound. Rejects with a
+ * validation error (TypeError/RangeError with a `code`), a system error
+ * (`code` `EADDRINUSE`, `EACCES`, …), or an AbortError if `signal` aborted first.
+ *
+ * @example
+ * const stream = await listen({ port: 5140 })
+ * for await (const d of stream) console.log(d.remoteAddress, d.data)
+ */
+export function listen(options?: ListenOptions): Promise<DatagramStream> {
+  return new Promise((resolve, reject) => {
+    const stream = new DatagramStream(options)
+    const onError = (error: Error): void => {
+      stream.off('listening', onListening)
+      reject(error)
+    }
+    const onListening = (): void => {
+      stream.off('error', onError)
+      resolve(stream)
+    }
+    stream.once('error', onError)
+    stream.once('listening', onListening)
+  })
+}
