@@ -45,7 +45,7 @@ export interface Binding {
     backend: string,
     options: NativeOptions,
     onbatch: (buffer: ArrayBuffer, count: number) => void,
-    onerror: (error: Error) => void,
+    onerror: (errno: number, syscall: string) => void,
   ) => NativeRingSocket
   /** Backends this build has, fastest first. */
   backends: string[]

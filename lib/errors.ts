@@ -78,20 +78,25 @@ export function fromNative(error: unknown, where?: { address: string; port: numb
   if (!(error instanceof Error)) return new Error(String(error))
   const native = error as Error & { errno?: unknown; syscall?: unknown; code?: unknown }
   if (typeof native.errno !== 'number' || typeof native.syscall !== 'string') return error
+  return systemError(native.errno, native.syscall, native.syscall === 'bind' ? where : undefined)
+}
+
+/** A system error from a negative libuv-style errno, named as Node names it. */
+export function systemError(errno: number, syscall: string, where?: { address: string; port: number }): SystemError {
   let code: string
   try {
-    code = util.getSystemErrorName(native.errno)
+    code = util.getSystemErrorName(errno)
   } catch {
-    code = `Unknown system error ${native.errno}`
+    code = `Unknown system error ${errno}`
   }
-  const target = where && native.syscall === 'bind' ? ` ${where.address}:${where.port}` : ''
-  const system = new Error(`${native.syscall} ${code}${target}`) as SystemError
-  system.code = code
-  system.errno = native.errno
-  system.syscall = native.syscall
-  if (target && where) {
-    system.address = where.address
-    system.port = where.port
+  const target = where ? ` ${where.address}:${where.port}` : ''
+  const error = new Error(`${syscall} ${code}${target}`) as SystemError
+  error.code = code
+  error.errno = errno
+  error.syscall = syscall
+  if (where) {
+    error.address = where.address
+    error.port = where.port
   }
-  return system
+  return error
 }

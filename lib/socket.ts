@@ -9,6 +9,7 @@ import {
   badPort,
   closedError,
   fromNative,
+  systemError,
   invalidArgType,
   invalidArgValue,
   outOfRange,
@@ -195,7 +196,7 @@ export class RingSocket {
         resolved.backend,
         native,
         (buffer, count) => onBatch(new DatagramBatch(buffer, count)),
-        (error) => onError(fromNative(error)),
+        (errno, syscall) => onError(systemError(errno, syscall)),
       )
     } catch (error) {
       throw fromNative(error, { address: native.address || (native.ipv6 ? '::' : '0.0.0.0'), port: native.port })

@@ -48,6 +48,15 @@ Napi::Error CodedError(Napi::Env env, const char* code, const std::string& messa
   return e;
 }
 
+// Counters the binding keeps, with the backend's.
+struct RingStats {
+  uint64_t received = 0;
+  uint64_t bytes = 0;
+  uint64_t truncated = 0;
+  uint64_t batches = 0;
+  BackendStats backend;
+};
+
 class RingSocket;
 
 class Ring final : public Sink {
@@ -65,7 +74,7 @@ class Ring final : public Sink {
   }
 
   void Grant(uint32_t credits);
-  Napi::Object Stats(Napi::Env env) const;
+  RingStats Stats() const;
   const char* BackendName() const { return backend_->Name(); }
   SysError LocalAddress(uint8_t addr[16], int* family, uint16_t* port) const {
     return backend_->LocalAddress(addr, family, port);
@@ -95,11 +104,8 @@ class Ring final : public Sink {
   std::unique_ptr<Backend> backend_;
   State state_ = State::kClosed;
   uint32_t credits_ = 0;
-  uint64_t received_ = 0;
-  uint64_t bytes_ = 0;
-  uint64_t truncated_ = 0;
-  uint64_t batches_ = 0;
-  BackendStats final_stats_;  // the backend's last word, kept after close
+  RingStats counters_;  // counters_.backend is unused: Stats() asks the backend
+  BackendStats final_backend_stats_;  // the backend's last word, kept after close
   napi_threadsafe_function wake_ = nullptr;
   std::atomic<bool> wake_pending_{false};
   bool wake_finalized_ = false;
@@ -120,7 +126,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
                        });
   }
 
-  // new RingSocket(backend, options, onbatch(buffer, count), onerror(error))
+  // new RingSocket(backend, options, onbatch(buffer, count), onerror(errno, syscall))
   explicit RingSocket(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<RingSocket>(info), context_(info.Env(), "DgramRing") {
     Napi::Env env = info.Env();
@@ -144,26 +150,36 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     if (ring_ != nullptr) ring_->Orphan();
   }
 
-  // Calls a JS function as an event from the loop (async context, microtasks
-  // after); an exception it throws becomes an uncaught exception, as for any
-  // event listener.
-  void Emit(Napi::Function fn, const std::initializer_list<napi_value>& args) {
-    Napi::Env env = Env();
-    fn.MakeCallback(Value(), args, context_);
-    if (env.IsExceptionPending()) {
-      Napi::Error error = env.GetAndClearPendingException();
-      napi_fatal_exception(env, error.Value());
+  // Calls `fn` as an event from the loop (async context, microtasks after).
+  // Uses the C API and reports failure instead of throwing: while a worker is
+  // being terminated every call that could run JS fails, and node-addon-api
+  // would turn that failure into a fatal error. An exception the listener
+  // throws becomes an uncaught exception, as for any event listener.
+  bool Emit(napi_value fn, size_t argc, const napi_value* argv) {
+    napi_env env = Env();
+    napi_value self = Value();
+    napi_value result;
+    if (napi_make_callback(env, context_, self, fn, argc, argv, &result) == napi_ok) return true;
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      napi_value error;
+      if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
     }
+    return false;
   }
-  void EmitProperty(const char* name, const std::initializer_list<napi_value>& args) {
-    Napi::Value fn = Value().Get(name);
-    if (fn.IsFunction()) Emit(fn.As<Napi::Function>(), args);
+  bool EmitProperty(const char* name, size_t argc, const napi_value* argv) {
+    napi_value fn;
+    napi_valuetype type;
+    if (napi_get_named_property(Env(), Value(), name, &fn) != napi_ok || napi_typeof(Env(), fn, &type) != napi_ok ||
+        type != napi_function)
+      return false;
+    return Emit(fn, argc, argv);
   }
 
-  // The ring is closed and about to be freed: answer from `stats` from now on.
-  void Detach(Napi::Object final_stats) {
+  // The ring is closed and about to be freed: answer `stats` from `last`.
+  void Detach(const RingStats& last) {
     ring_ = nullptr;
-    final_stats_ = Napi::Persistent(final_stats);
+    final_stats_ = last;
   }
 
   void Hold(bool strong) {
@@ -202,8 +218,17 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
-    if (ring_ != nullptr) return ring_->Stats(info.Env());
-    return final_stats_.Value();
+    RingStats stats = ring_ != nullptr ? ring_->Stats() : final_stats_;
+    Napi::Env env = info.Env();
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("received", static_cast<double>(stats.received));
+    result.Set("bytes", static_cast<double>(stats.bytes));
+    result.Set("truncated", static_cast<double>(stats.truncated));
+    result.Set("batches", static_cast<double>(stats.batches));
+    result.Set("posted", stats.backend.posted);
+    result.Set("peakPosted", stats.backend.peak_posted);
+    if (stats.backend.kernel_drops >= 0) result.Set("kernelDrops", static_cast<double>(stats.backend.kernel_drops));
+    return result;
   }
 
   Napi::Value Address(const Napi::CallbackInfo& info) {
@@ -239,7 +264,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
   friend class Ring;
   Ring* ring_ = nullptr;
   std::string backend_name_;
-  Napi::ObjectReference final_stats_;
+  RingStats final_stats_;
   Napi::AsyncContext context_;
   bool held_ = false;
 };
@@ -295,34 +320,39 @@ void Ring::Deliver(const Completion* items, size_t count) {
   size_t payload_bytes = 0;
   for (size_t i = 0; i < count; i++) {
     payload_bytes += items[i].length;
-    if (items[i].flags & kTruncated) truncated_++;
+    if (items[i].flags & kTruncated) counters_.truncated++;
   }
-  received_ += count;
-  bytes_ += payload_bytes;
-  batches_++;
+  counters_.received += count;
+  counters_.bytes += payload_bytes;
+  counters_.batches++;
   if (owner_ == nullptr) return;  // no JS object to deliver to (it was collected)
 
-  Napi::Env env(env_);
-  Napi::HandleScope scope(env);
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
   // One ArrayBuffer a batch: the table, then every payload, copied once.
-  Napi::ArrayBuffer batch = Napi::ArrayBuffer::New(env, table_bytes + payload_bytes);
-  uint8_t* base = static_cast<uint8_t*>(batch.Data());
-  uint32_t* table = reinterpret_cast<uint32_t*>(base);
-  size_t offset = table_bytes;
-  for (size_t i = 0; i < count; i++) {
-    const Completion& item = items[i];
-    uint32_t* row = table + i * kTableStride;
-    row[kWordOffset] = static_cast<uint32_t>(offset);
-    row[kWordLength] = item.length;
-    row[kWordFlags] = item.flags;
-    row[kWordRemotePort] = item.remote_port;
-    row[kWordInterfaceIndex] = item.interface_index;
-    memcpy(row + kWordRemoteAddress, item.remote_addr, 16);
-    memcpy(row + kWordLocalAddress, item.local_addr, 16);
-    memcpy(base + offset, item.data, item.length);
-    offset += item.length;
+  void* memory = nullptr;
+  napi_value args[2];
+  if (napi_create_arraybuffer(env_, table_bytes + payload_bytes, &memory, &args[0]) == napi_ok &&
+      napi_create_uint32(env_, static_cast<uint32_t>(count), &args[1]) == napi_ok) {
+    uint8_t* base = static_cast<uint8_t*>(memory);
+    uint32_t* table = reinterpret_cast<uint32_t*>(base);
+    size_t offset = table_bytes;
+    for (size_t i = 0; i < count; i++) {
+      const Completion& item = items[i];
+      uint32_t* row = table + i * kTableStride;
+      row[kWordOffset] = static_cast<uint32_t>(offset);
+      row[kWordLength] = item.length;
+      row[kWordFlags] = item.flags;
+      row[kWordRemotePort] = item.remote_port;
+      row[kWordInterfaceIndex] = item.interface_index;
+      memcpy(row + kWordRemoteAddress, item.remote_addr, 16);
+      memcpy(row + kWordLocalAddress, item.local_addr, 16);
+      if (item.length > 0) memcpy(base + offset, item.data, item.length);
+      offset += item.length;
+    }
+    owner_->EmitProperty("onbatch", 2, args);
   }
-  owner_->EmitProperty("onbatch", {batch, Napi::Number::New(env, static_cast<double>(count))});
+  napi_close_handle_scope(env_, scope);
   UpdateHold();
 }
 
@@ -330,9 +360,13 @@ void Ring::Fail(SysError error) {
   credits_ = 0;
   UpdateHold();
   if (owner_ == nullptr) return;
-  Napi::Env env(env_);
-  Napi::HandleScope scope(env);
-  owner_->EmitProperty("onerror", {SystemError(env, error).Value()});
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
+  napi_value args[2];
+  if (napi_create_int32(env_, error.code, &args[0]) == napi_ok &&
+      napi_create_string_utf8(env_, error.syscall, NAPI_AUTO_LENGTH, &args[1]) == napi_ok)
+    owner_->EmitProperty("onerror", 2, args);
+  napi_close_handle_scope(env_, scope);
 }
 
 void Ring::Grant(uint32_t credits) {
@@ -345,16 +379,9 @@ void Ring::UpdateHold() {
   if (owner_ != nullptr) owner_->Hold(state_ == State::kOpen && credits_ > 0);
 }
 
-Napi::Object Ring::Stats(Napi::Env env) const {
-  BackendStats backend = state_ == State::kClosed ? final_stats_ : backend_->Stats();
-  Napi::Object stats = Napi::Object::New(env);
-  stats.Set("received", static_cast<double>(received_));
-  stats.Set("bytes", static_cast<double>(bytes_));
-  stats.Set("truncated", static_cast<double>(truncated_));
-  stats.Set("batches", static_cast<double>(batches_));
-  stats.Set("posted", backend.posted);
-  stats.Set("peakPosted", backend.peak_posted);
-  if (backend.kernel_drops >= 0) stats.Set("kernelDrops", static_cast<double>(backend.kernel_drops));
+RingStats Ring::Stats() const {
+  RingStats stats = counters_;
+  stats.backend = state_ == State::kClosed ? final_backend_stats_ : backend_->Stats();
   return stats;
 }
 
@@ -385,16 +412,18 @@ void Ring::Orphan() {
 
 void Ring::Closed() {
   state_ = State::kClosed;
-  final_stats_ = backend_->Stats();
+  final_backend_stats_ = backend_->Stats();
   if (teardown_hook_ != nullptr) {
     napi_remove_async_cleanup_hook(teardown_hook_);
     teardown_hook_ = nullptr;
   }
   if (owner_ != nullptr) {
-    Napi::Env env(env_);
-    Napi::HandleScope scope(env);
-    owner_->Detach(Stats(env));
-    if (!close_callback_.IsEmpty()) owner_->Emit(close_callback_.Value(), {});
+    owner_->Detach(Stats());
+    napi_handle_scope scope;
+    if (!close_callback_.IsEmpty() && napi_open_handle_scope(env_, &scope) == napi_ok) {
+      owner_->Emit(close_callback_.Value(), 0, nullptr);
+      napi_close_handle_scope(env_, scope);
+    }
   }
   close_callback_.Reset();
   owner_ = nullptr;
@@ -422,6 +451,7 @@ void Ring::OnEnvTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
   // No JS may run now: forget the JS object, close, and let Closed() remove
   // this hook, which tells Node the teardown may go on.
   ring->teardown_hook_ = handle;
+  if (ring->owner_ != nullptr) ring->owner_->Detach(ring->Stats());
   ring->owner_ = nullptr;
   ring->close_callback_.Reset();
   if (ring->state_ == State::kOpen) {

@@ -1,0 +1,208 @@
+// Lifetime: close, destroy, abort, breaking out of for-await, garbage
+// collection, process exit and worker termination with rings open — none may
+// crash, hang, leak a descriptor, or lose the port.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import dgram from 'node:dgram'
+import { once } from 'node:events'
+import path from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { backends, client, listenFor, openFds, ring, root, sendAll, sleep, take } from './lib/helpers.mjs'
+
+const fixture = (name) => path.join(root, 'test', 'fixtures', name)
+
+/** Sends to the port from node:dgram until stopped (bounded: at most `ms`). */
+function flood(port, ms = 20_000) {
+  const socket = dgram.createSocket('udp4')
+  const payload = Buffer.alloc(300, 7)
+  let running = true
+  const deadline = Date.now() + ms
+  const done = (async () => {
+    while (running && Date.now() < deadline) {
+      for (let i = 0; i < 64; i++) socket.send(payload, port, '127.0.0.1')
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  })()
+  return async () => {
+    running = false
+    await done
+    await new Promise((resolve) => socket.close(resolve))
+  }
+}
+
+function runNode(args) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, args, { timeout: 60_000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? error.code ?? error.signal : 0, stdout, stderr }),
+    )
+  })
+}
+
+for (const backend of backends) {
+  t.test(`${backend}: close() is idempotent, 'close' is the last event, stats() answers after`, async (t) => {
+    const stream = await ring.listen({ address: '127.0.0.1', backend })
+    const sender = client(t)
+    await sendAll(sender, [Buffer.from('a')], stream.address().port, '127.0.0.1')
+    const events = []
+    for (const name of ['end', 'close', 'error']) stream.on(name, () => events.push(name))
+    stream.on('data', () => events.push('data'))
+    const closed = once(stream, 'close')
+    await sleep(50)
+    const first = stream.close()
+    t.equal(stream.close(), first, 'the same promise')
+    await first
+    await closed
+    t.same(events, ['data', 'end', 'close'])
+    t.equal(stream.stats().received, 1)
+    t.equal(stream.stats().posted, 0)
+    t.throws(() => stream.address(), { code: 'ERR_DGRAM_RING_CLOSED' })
+    await stream.close()
+    stream.destroy()
+    t.same(events, ['data', 'end', 'close'], "no event after 'close'")
+  })
+
+  t.test(`${backend}: close() ends a for-await cleanly, after what was already received`, async (t) => {
+    const stream = await ring.listen({ address: '127.0.0.1', backend })
+    const sender = client(t)
+    const port = stream.address().port
+    const got = []
+    const loop = (async () => {
+      for await (const d of stream) {
+        got.push(d.data.toString())
+        if (got.length === 3) stream.close()
+      }
+      return 'ended'
+    })()
+    await sendAll(sender, ['1', '2', '3'].map((s) => Buffer.from(s)), port, '127.0.0.1')
+    t.equal(await loop, 'ended', 'the loop ended without an error')
+    t.same(got, ['1', '2', '3'])
+    await stream.close()
+    const again = await listenFor(t, { address: '127.0.0.1', port, backend })
+    t.equal(again.address().port, port, 'the port is free')
+  })
+
+  t.test(`${backend}: close() on a stream nobody reads ends it at once`, async (t) => {
+    const stream = await ring.listen({ address: '127.0.0.1', backend })
+    const closed = new Promise((resolve) => stream.once('close', resolve))
+    await stream.close()
+    await closed
+    t.equal(stream.destroyed, true)
+  })
+
+  t.test(`${backend}: destroy() before and after binding, and twice`, async (t) => {
+    const early = new ring.DatagramStream({ address: '127.0.0.1', backend })
+    const events = []
+    early.on('listening', () => events.push('listening'))
+    early.on('close', () => events.push('close'))
+    const closed = once(early, 'close')
+    early.destroy()
+    early.destroy()
+    await early.close()
+    await closed
+    await sleep(10)
+    t.same(events, ['close'], "no 'listening' after destroy")
+
+    const stream = await ring.listen({ address: '127.0.0.1', backend })
+    const port = stream.address().port
+    stream.destroy(new Error('boom'))
+    const error = await new Promise((resolve) => stream.once('error', resolve))
+    t.equal(error.message, 'boom')
+    await stream.close()
+    const again = await listenFor(t, { address: '127.0.0.1', port, backend })
+    t.equal(again.address().port, port)
+  })
+
+  t.test(`${backend}: breaking out of for-await closes the socket`, async (t) => {
+    const stream = await ring.listen({ address: '127.0.0.1', backend })
+    const port = stream.address().port
+    const sender = client(t)
+    await sendAll(sender, [Buffer.from('x'), Buffer.from('y')], port, '127.0.0.1')
+    const [d] = await take(stream, 1)
+    t.equal(d.data.toString(), 'x')
+    await stream.close()
+    t.equal(stream.destroyed, true)
+    const again = await listenFor(t, { address: '127.0.0.1', port, backend })
+    t.equal(again.address().port, port)
+  })
+
+  t.test(`${backend}: an AbortSignal ends the stream cleanly and frees the port`, async (t) => {
+    const controller = new AbortController()
+    const stream = await ring.listen({ address: '127.0.0.1', backend, signal: controller.signal })
+    const port = stream.address().port
+    const sender = client(t)
+    let n = 0
+    const loop = (async () => {
+      for await (const _ of stream) if (++n === 2) controller.abort()
+      return 'ended'
+    })()
+    await sendAll(sender, [Buffer.from('1'), Buffer.from('2')], port, '127.0.0.1')
+    t.equal(await loop, 'ended')
+    await stream.close()
+    const again = await listenFor(t, { address: '127.0.0.1', port, backend })
+    t.equal(again.address().port, port)
+  })
+
+  t.test(`${backend}: 30 closes and destroys in a row in the middle of a flood`, async (t) => {
+    const fdsBefore = openFds()
+    const first = await ring.listen({ address: '127.0.0.1', backend })
+    const port = first.address().port
+    await first.close()
+    const stop = flood(port)
+    try {
+      for (let i = 0; i < 30; i++) {
+        const stream = await ring.listen({ address: '127.0.0.1', port, backend, ringSize: 64 })
+        const closed = once(stream, 'close')
+        let seen = 0
+        await new Promise((resolve) => {
+          stream.on('data', () => {
+            // Close from inside a 'data' handler, mid-batch, on alternate rounds.
+            if (++seen === 10 && i % 2 === 0) resolve(stream.close())
+            if (seen === 10 && i % 2 === 1) resolve(stream.destroy())
+          })
+          setTimeout(resolve, 2000)
+        })
+        await stream.close()
+        await closed
+        t.equal(stream.destroyed, true)
+      }
+    } finally {
+      await stop()
+    }
+    t.equal(openFds(), fdsBefore, 'no descriptor left open')
+  })
+}
+
+t.test('a stream never closed and no longer referenced is collected and its socket closed', async (t) => {
+  const { code, stdout, stderr } = await runNode(['--expose-gc', fixture('gc-ring.mjs'), root])
+  t.equal(code, 0, stderr)
+  const result = JSON.parse(stdout)
+  t.equal(result.open, result.before + 1, 'the socket took one descriptor')
+  t.equal(result.after, result.before, 'collection closed it')
+  t.equal(result.rebound, true, 'the port is free')
+})
+
+t.test('process exit with rings open and receiving', async (t) => {
+  const { code, stderr } = await runNode([fixture('exit-with-ring.mjs'), root])
+  t.equal(code, 0, stderr)
+  t.equal(stderr, '')
+})
+
+t.test('worker.terminate() with a ring open mid-flow', async (t) => {
+  const probe = await ring.listen({ address: '127.0.0.1' })
+  const port = probe.address().port
+  await probe.close()
+  for (let round = 0; round < 3; round++) {
+    const worker = new Worker(fixture('worker-ring.mjs'), { workerData: { root, port } })
+    const errors = []
+    worker.on('error', (e) => errors.push(e))
+    await new Promise((resolve) => worker.on('message', (m) => m.listening && resolve()))
+    const stop = flood(port)
+    await new Promise((resolve) => worker.on('message', (m) => m.received && resolve()))
+    const exitCode = await worker.terminate()
+    await stop()
+    t.equal(exitCode, 1, 'terminated')
+    t.same(errors, [])
+  }
+  const again = await listenFor(t, { address: '127.0.0.1', port })
+  t.equal(again.address().port, port, 'the worker freed the port')
+})
