@@ -1,7 +1,13 @@
 // DatagramStream: the ring as a Readable in object mode. Backpressure is one
-// path: `_read()` grants the ring `highWaterMark − readableLength` credits, so
-// for-await, pipeline() and pause() all decide how many buffers the kernel
-// may fill.
+// path: the ring gets `highWaterMark − readableLength` credits, so for-await,
+// pipeline() and pause() all decide how many buffers the kernel may fill.
+//
+// Readable calls `_read()` once and then not again until something is pushed,
+// and it calls it from `read()` before taking the item out of the buffer.
+// So credits are also topped up after every `read()` (the one path every
+// consumer takes, flowing mode included), and only in steps of a quarter of
+// highWaterMark, so that a consumer slower than the network still gets
+// batches rather than one crossing a datagram.
 import { Readable } from 'node:stream'
 import type { Datagram, DatagramBatch } from './datagram'
 import { RingSocket, resolveOptions, type AddressInfo, type ListenOptions, type RingStats } from './socket'
@@ -22,6 +28,9 @@ const NO_STATS: RingStats = { received: 0, bytes: 0, truncated: 0, batches: 0, p
  */
 export class DatagramStream extends Readable {
   #socket: RingSocket | undefined
+  /** What the ring may still deliver: the last grant less what arrived since. */
+  #credits = 0
+  readonly #grantStep: number
   #closing: Promise<void> | undefined
   #signal: AbortSignal | undefined
   #onAbort: (() => void) | undefined
@@ -33,6 +42,7 @@ export class DatagramStream extends Readable {
   constructor(options?: ListenOptions) {
     const resolved = resolveOptions(options)
     super({ objectMode: true, highWaterMark: resolved.highWaterMark })
+    this.#grantStep = Math.max(1, Math.floor(resolved.highWaterMark / 4))
     const signal = resolved.signal
     if (signal?.aborted) {
       process.nextTick(() => this.destroy(abortError(signal)))
@@ -101,12 +111,20 @@ export class DatagramStream extends Readable {
   }
 
   #push(batch: DatagramBatch): void {
+    this.#credits = Math.max(0, this.#credits - batch.length)
     // Every datagram of the batch was granted: push them all, whatever push() says.
     for (let i = 0; i < batch.length; i++) this.push(batch.at(i))
   }
 
+  #topUp(): void {
+    const free = this.readableHighWaterMark - this.readableLength
+    if (free - this.#credits < this.#grantStep || this.#socket === undefined) return
+    this.#credits = free
+    this.#socket.grant(free)
+  }
+
   override _read(): void {
-    this.#socket?.grant(this.readableHighWaterMark - this.readableLength)
+    this.#topUp()
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -116,7 +134,9 @@ export class DatagramStream extends Readable {
   }
 
   override read(size?: number): Datagram | null {
-    return super.read(size)
+    const datagram = super.read(size)
+    this.#topUp()
+    return datagram
   }
 
   override [Symbol.asyncIterator](): AsyncIterableIterator<Datagram> {
