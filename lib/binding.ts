@@ -6,6 +6,8 @@ import loadBinding from 'node-gyp-build'
 /** The options the native side reads, already validated (socket.ts). */
 export interface NativeOptions {
   ipv6: boolean
+  raw: boolean
+  protocol: number
   address: string
   port: number
   ringSize: number

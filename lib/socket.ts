@@ -15,8 +15,8 @@ import {
   outOfRange,
 } from './errors'
 
-/** Socket types this build opens. */
-export type SocketType = 'udp4' | 'udp6'
+/** Socket types: UDP, or raw IP (`'raw4'`/`'raw6'` with a `protocol`; needs CAP_NET_RAW or administrator). */
+export type SocketType = 'udp4' | 'udp6' | 'raw4' | 'raw6'
 
 /**
  * A receive backend: `'auto'` picks the fastest this machine supports.
@@ -26,11 +26,17 @@ export type BackendName = 'auto' | 'recvmmsg' | 'recvmsg' | 'iocp'
 
 /** Options of {@link listen}, {@link DatagramStream} and {@link RingSocket}. */
 export interface ListenOptions {
-  /** `'udp4'` or `'udp6'`; default: `'udp6'` if `address` is an IPv6 address, else `'udp4'`. */
+  /**
+   * `'udp4'` or `'udp6'` (default: `'udp6'` if `address` is an IPv6 address, else `'udp4'`), or a raw
+   * socket: `'raw4'` delivers whole IPv4 packets, header included; `'raw6'` what the OS delivers of IPv6
+   * packets (the payload after the IPv6 header, on Linux). Raw sockets need `protocol` and privilege.
+   */
   type?: SocketType
+  /** IP protocol number of a raw socket (1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6, …), 1 to 255. Raw sockets only. */
+  protocol?: number
   /** Numeric address to bind (or `'localhost'`); default: the wildcard (`0.0.0.0` / `::`). */
   address?: string
-  /** Port to bind; default 0 (the OS picks one: see `address()`). */
+  /** Port to bind; default 0 (the OS picks one: see `address()`). UDP only. */
   port?: number
   /** Receive buffers in the ring, 1 to 65536; default 256. */
   ringSize?: number
@@ -89,6 +95,7 @@ export interface ResolvedOptions {
 }
 
 const KNOWN_BACKENDS: readonly string[] = ['auto', 'recvmmsg', 'recvmsg', 'iocp', 'io_uring']
+const SOCKET_TYPES: readonly SocketType[] = ['udp4', 'udp6', 'raw4', 'raw6']
 
 function integer(options: ListenOptions, name: keyof ListenOptions, min: number, max: number, fallback: number): number {
   const value = options[name]
@@ -114,21 +121,27 @@ export function resolveOptions(options: ListenOptions | undefined): ResolvedOpti
   let address = options.address
   if (address !== undefined && typeof address !== 'string') throw invalidArgType('address', 'of type string', address)
   let type = options.type
-  if (type !== undefined && type !== 'udp4' && type !== 'udp6') {
-    throw invalidArgValue('type', "must be 'udp4' or 'udp6'", type)
+  if (type !== undefined && !SOCKET_TYPES.includes(type)) {
+    throw invalidArgValue('type', `must be one of ${SOCKET_TYPES.map((t) => `'${t}'`).join(', ')}`, type)
   }
-  if (address === 'localhost') address = type === 'udp6' ? '::1' : '127.0.0.1'
+  const ipv6Type = (t: SocketType): boolean => t === 'udp6' || t === 'raw6'
+  if (address === 'localhost') address = type !== undefined && ipv6Type(type) ? '::1' : '127.0.0.1'
   if (address !== undefined && address !== '') {
     const family = net.isIP(address)
     if (family === 0) throw invalidArgValue('address', 'must be a numeric IPv4 or IPv6 address', address)
     type ??= family === 6 ? 'udp6' : 'udp4'
-    if ((type === 'udp6') !== (family === 6)) throw invalidArgValue('address', `is not an address of type '${type}'`, address)
+    if (ipv6Type(type) !== (family === 6)) throw invalidArgValue('address', `is not an address of type '${type}'`, address)
   }
   type ??= 'udp4'
+  const raw = type === 'raw4' || type === 'raw6'
   if (options.port !== undefined && (typeof options.port !== 'number' || !Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) {
     if (typeof options.port !== 'number') throw invalidArgType('port', 'of type number', options.port)
     throw badPort(options.port)
   }
+  if (raw && options.port) throw invalidArgValue('port', 'does not apply to raw sockets', options.port)
+  if (!raw && options.protocol !== undefined) throw invalidArgValue('protocol', 'applies only to raw sockets', options.protocol)
+  if (raw && options.protocol === undefined) throw invalidArgValue('protocol', `is required for a '${type}' socket`, options.protocol)
+  const protocol = raw ? integer(options, 'protocol', 1, 255, 0) : 0
   const ringSize = integer(options, 'ringSize', 1, 65536, 256)
   const bufferSize = integer(options, 'bufferSize', 1, 65535, 2048)
   const highWaterMark = integer(options, 'highWaterMark', 1, 2 ** 31 - 1, ringSize)
@@ -143,7 +156,9 @@ export function resolveOptions(options: ListenOptions | undefined): ResolvedOpti
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an instance of AbortSignal', signal)
   return {
     native: {
-      ipv6: type === 'udp6',
+      ipv6: ipv6Type(type),
+      raw,
+      protocol,
       address: address ?? '',
       port: options.port ?? 0,
       ringSize,
@@ -199,7 +214,12 @@ export class RingSocket {
         (errno, syscall) => onError(systemError(errno, syscall)),
       )
     } catch (error) {
-      throw fromNative(error, { address: native.address || (native.ipv6 ? '::' : '0.0.0.0'), port: native.port })
+      const system = fromNative(error, { address: native.address || (native.ipv6 ? '::' : '0.0.0.0'), port: native.port })
+      const code = (system as { code?: unknown }).code
+      if (native.raw && (code === 'EPERM' || code === 'EACCES')) {
+        system.message += ': raw sockets need privilege (CAP_NET_RAW on Linux, e.g. root; administrator on Windows)'
+      }
+      throw system
     }
   }
 

@@ -195,6 +195,8 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
   static Options ReadOptions(Napi::Object o) {
     Options options;
     options.ipv6 = o.Get("ipv6").ToBoolean();
+    options.raw = o.Get("raw").ToBoolean();
+    options.protocol = o.Get("protocol").ToNumber().Int32Value();
     options.address = o.Get("address").ToString();
     options.port = static_cast<uint16_t>(o.Get("port").ToNumber().Uint32Value());
     options.ring_size = o.Get("ringSize").ToNumber().Uint32Value();

@@ -135,11 +135,13 @@ class MmsgBackend final : public Backend {
 
   SysError OpenSocket(const Options& options) {
     int family = ipv6_ ? AF_INET6 : AF_INET;
+    int type = options.raw ? SOCK_RAW : SOCK_DGRAM;
+    int protocol = options.raw ? options.protocol : 0;
 #ifdef SOCK_CLOEXEC
-    fd_ = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd_ = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
     if (fd_ < 0) return Errno("socket");
 #else
-    fd_ = socket(family, SOCK_DGRAM, 0);
+    fd_ = socket(family, type, protocol);
     if (fd_ < 0) return Errno("socket");
     if (fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK) < 0) return Errno("fcntl");
     if (fcntl(fd_, F_SETFD, FD_CLOEXEC) < 0) return Errno("fcntl");
@@ -154,7 +156,7 @@ class MmsgBackend final : public Backend {
       return SysError{-ENOTSUP, "setsockopt"};
 #endif
     }
-    if (ipv6_) {
+    if (ipv6_ && !options.raw) {  // a raw IPv6 socket never sees IPv4
       int only = options.ipv6_only ? 1 : 0;
       if (setsockopt(fd_, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only) < 0) return Errno("setsockopt");
     }
@@ -176,7 +178,7 @@ class MmsgBackend final : public Backend {
   SysError Bind(const Options& options) {
     addrinfo hints = {};
     hints.ai_family = ipv6_ ? AF_INET6 : AF_INET;
-    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_socktype = SOCK_DGRAM;  // only the address matters here
     hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
     addrinfo* found = nullptr;
     const char* host = options.address.empty() ? nullptr : options.address.c_str();
@@ -186,7 +188,7 @@ class MmsgBackend final : public Backend {
     memcpy(&address, found->ai_addr, found->ai_addrlen);
     socklen_t length = found->ai_addrlen;
     freeaddrinfo(found);
-    uint16_t port = htons(options.port);
+    uint16_t port = options.raw ? 0 : htons(options.port);
     if (ipv6_)
       reinterpret_cast<sockaddr_in6*>(&address)->sin6_port = port;
     else

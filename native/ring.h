@@ -22,8 +22,10 @@ namespace dgram_ring {
 // What to open. Validated by lib/socket.ts before it gets here.
 struct Options {
   bool ipv6 = false;        // AF_INET6 rather than AF_INET
+  bool raw = false;         // SOCK_RAW (whole IP packets; needs privilege) rather than SOCK_DGRAM
+  int protocol = 0;         // IP protocol of a raw socket (IPPROTO_ICMP, …); 0 for UDP
   std::string address;      // numeric bind address; empty = the wildcard
-  uint16_t port = 0;
+  uint16_t port = 0;         // ignored for raw sockets
   uint32_t ring_size = 256;     // slots, 1..65536
   uint32_t buffer_size = 2048;  // payload bytes a slot, 1..65535
   int32_t recv_buffer_size = 0;  // SO_RCVBUF; 0 = the OS default

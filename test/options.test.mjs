@@ -39,6 +39,13 @@ const invalid = [
   [{ backend: 3 }, TypeError, 'ERR_INVALID_ARG_TYPE'],
   [{ signal: {} }, TypeError, 'ERR_INVALID_ARG_TYPE'],
   [{ signal: 'abort' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  [{ type: 'raw4' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+  [{ type: 'raw6', protocol: 0 }, RangeError, 'ERR_OUT_OF_RANGE'],
+  [{ type: 'raw4', protocol: 256 }, RangeError, 'ERR_OUT_OF_RANGE'],
+  [{ type: 'raw4', protocol: '1' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  [{ type: 'raw4', protocol: 1, port: 7 }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+  [{ type: 'raw4', protocol: 1, address: '::1' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+  [{ type: 'udp4', protocol: 17 }, TypeError, 'ERR_INVALID_ARG_VALUE'],
 ]
 
 t.test('every invalid option rejects with a coded TypeError/RangeError', async (t) => {

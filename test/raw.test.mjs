@@ -1,0 +1,59 @@
+// Raw sockets: whole IP packets with the same metadata, and a clear error
+// without privilege. CI runs as root: the unprivileged case drops to nobody.
+import t from 'tap'
+import { execFile, execFileSync } from 'node:child_process'
+import path from 'node:path'
+import { backends, listenFor, root, take } from './lib/helpers.mjs'
+
+const isRoot = process.getuid?.() === 0
+const run = (file, args) =>
+  new Promise((resolve) => execFile(file, args, { timeout: 30_000 }, (error, stdout, stderr) => resolve({ error, stdout, stderr })))
+
+t.test('without CAP_NET_RAW, opening a raw socket rejects with EPERM and says why', { skip: process.platform !== 'linux' || !isRoot ? 'needs Linux and root to drop privileges with setpriv' : false }, async (t) => {
+  for (const type of ['raw4', 'raw6']) {
+    // `env -i`: the test runner's loaders (NODE_OPTIONS) are not for nobody.
+    const { stdout, stderr } = await run('setpriv', [
+      '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
+      'env', '-i', `PATH=${process.env.PATH}`, process.execPath, path.join(root, 'test', 'fixtures', 'raw-open.mjs'), root, type,
+    ])
+    t.equal(stderr, '', stderr)
+    const result = JSON.parse(stdout)
+    t.equal(result.opened, false, `${type} refused`)
+    t.ok(result.code === 'EPERM' || result.code === 'EACCES', `code ${result.code}`)
+    t.equal(result.syscall, 'socket')
+    t.match(result.message, /raw sockets need privilege \(CAP_NET_RAW/)
+  }
+})
+
+for (const backend of backends) {
+  t.test(`${backend}: a raw ICMP ring receives ping's echo requests as whole IPv4 packets`, { skip: isRoot ? false : 'raw sockets need root' }, async (t) => {
+    const stream = await listenFor(t, { type: 'raw4', protocol: 1, backend })
+    t.equal(stream.backend, backend)
+    execFileSync('ping', ['-c', '3', '-i', '0.2', '-W', '1', '127.0.0.1'], { stdio: 'ignore', timeout: 10_000 })
+    // Loopback carries requests and replies: both reach a raw ICMP socket.
+    const packets = await take(stream, 6)
+    const requests = packets.filter((d) => {
+      const ihl = (d.data[0] & 0x0f) * 4
+      return d.data[0] >> 4 === 4 && d.data[9] === 1 && d.data[ihl] === 8
+    })
+    t.equal(requests.length, 3, 'three echo requests (IPv4 header, protocol 1, ICMP type 8)')
+    for (const d of requests) {
+      t.equal(d.remoteAddress, '127.0.0.1')
+      t.equal(d.family, 'IPv4')
+      t.equal(d.localAddress, '127.0.0.1')
+      t.ok(d.interfaceIndex > 0)
+      t.equal(d.data.readUInt16BE(2), d.data.length, 'the IPv4 total length is the whole packet')
+    }
+  })
+
+  t.test(`${backend}: a raw ICMPv6 ring receives ping -6's echo requests`, { skip: isRoot ? false : 'raw sockets need root' }, async (t) => {
+    const stream = await listenFor(t, { type: 'raw6', protocol: 58, backend })
+    execFileSync('ping', ['-6', '-c', '2', '-i', '0.2', '-W', '1', '::1'], { stdio: 'ignore', timeout: 10_000 })
+    const packets = await take(stream, 4)
+    // Linux delivers ICMPv6 without the IPv6 header: type 128 is an echo request.
+    const requests = packets.filter((d) => d.data[0] === 128)
+    t.equal(requests.length, 2)
+    t.equal(requests[0].remoteAddress, '::1')
+    t.equal(requests[0].localAddress, '::1')
+  })
+}
