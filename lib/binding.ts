@@ -2,6 +2,7 @@
 // (node-gyp-build picks), and the shape of what it exports (native/addon.cc).
 import path from 'node:path'
 import loadBinding from 'node-gyp-build'
+import type { RingStats } from './socket'
 
 /** The options the native side reads, already validated (socket.ts). */
 export interface NativeOptions {
@@ -18,16 +19,6 @@ export interface NativeOptions {
   ipv6Only: boolean
 }
 
-export interface NativeStats {
-  received: number
-  bytes: number
-  truncated: number
-  batches: number
-  posted: number
-  peakPosted: number
-  kernelDrops?: number
-}
-
 export interface NativeAddress {
   family: 4 | 6
   port: number
@@ -37,7 +28,7 @@ export interface NativeAddress {
 export interface NativeRingSocket {
   readonly backend: string
   grant(credits: number): void
-  stats(): NativeStats
+  stats(): RingStats
   address(): NativeAddress
   close(callback: () => void): void
 }
