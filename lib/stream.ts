@@ -13,6 +13,13 @@ import type { Datagram, DatagramBatch } from './datagram'
 import { RingSocket, resolveOptions, type AddressInfo, type ListenOptions, type RingStats } from './socket'
 import { closedError } from './errors'
 
+/**
+ * @internal The key of DatagramStream's take-over hook, for dgram-ring/rx. A
+ * registered symbol: the optional rx module finds the hook without importing
+ * this module's internals.
+ */
+export const kTakeOver: unique symbol = Symbol.for('dgram-ring.takeOver')
+
 const NO_STATS: RingStats = { received: 0, bytes: 0, truncated: 0, batches: 0, posted: 0, peakPosted: 0 }
 
 /**
@@ -28,6 +35,8 @@ const NO_STATS: RingStats = { received: 0, bytes: 0, truncated: 0, batches: 0, p
  */
 export class DatagramStream extends Readable {
   #socket: RingSocket | undefined
+  /** Set once dgram-ring/rx took the socket over: it gets the batches and grants the credits. */
+  #takenBy: ((batch: DatagramBatch) => void) | undefined
   /** What the ring may still deliver: the last grant less what arrived since. */
   #credits = 0
   readonly #grantStep: number
@@ -110,7 +119,21 @@ export class DatagramStream extends Readable {
     this.#signal = undefined
   }
 
+  /**
+   * @internal For dgram-ring/rx: from now on every batch goes to `onBatch`
+   * instead of the Readable, and the stream grants nothing: the caller drives
+   * the socket's credits. Errors, close and abort still go through the
+   * stream. Returns the socket, or undefined if it never opened (the 'error'
+   * event follows) or the stream is closing or destroyed.
+   */
+  [kTakeOver](onBatch: (batch: DatagramBatch) => void): RingSocket | undefined {
+    if (this.#socket === undefined || this.#closing !== undefined || this.destroyed) return undefined
+    this.#takenBy = onBatch
+    return this.#socket
+  }
+
   #push(batch: DatagramBatch): void {
+    if (this.#takenBy !== undefined) return this.#takenBy(batch)
     this.#credits = Math.max(0, this.#credits - batch.length)
     // Every datagram of the batch was granted: push them all, whatever push() says.
     for (let i = 0; i < batch.length; i++) this.push(batch.at(i))
@@ -118,7 +141,7 @@ export class DatagramStream extends Readable {
 
   #topUp(): void {
     const free = this.readableHighWaterMark - this.readableLength
-    if (free - this.#credits < this.#grantStep || this.#socket === undefined) return
+    if (free - this.#credits < this.#grantStep || this.#socket === undefined || this.#takenBy !== undefined) return
     this.#credits = free
     this.#socket.grant(free)
   }

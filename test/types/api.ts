@@ -16,6 +16,8 @@ import {
   type CodedError,
   type BackendName,
 } from 'dgram-ring'
+import { fromDatagrams, fromDatagramBatches, mergeMapWithBackpressure } from 'dgram-ring/rx'
+import type { Observable } from 'rxjs'
 
 async function main(): Promise<void> {
   const options: ListenOptions = { port: 5140, type: 'udp4', ringSize: 512, bufferSize: 9000, backend: 'auto', signal: AbortSignal.timeout(1000) }
@@ -73,4 +75,10 @@ void listen({ backend: 'epoll' })
 // @ts-expect-error no such option is typed as a number
 void listen({ ringSize: '256' })
 
-void main
+const datagrams: Observable<Datagram> = fromDatagrams({ port: 0 })
+const batches: Observable<DatagramBatch> = fromDatagramBatches({ port: 0 })
+const sizes: Observable<number> = datagrams.pipe(mergeMapWithBackpressure(async (d: Datagram) => d.data.length, 4))
+// @ts-expect-error a batch stream emits batches, not datagrams
+const wrong: Observable<Datagram> = fromDatagramBatches({ port: 0 })
+
+void [main, batches, sizes, wrong]
