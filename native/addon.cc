@@ -109,6 +109,7 @@ class Ring final : public Sink {
   napi_threadsafe_function wake_ = nullptr;
   std::atomic<bool> wake_pending_{false};
   bool wake_finalized_ = false;
+  bool wake_ref_ = false;  // wake_ keeps the loop alive (while JS waits for datagrams)
   napi_async_cleanup_hook_handle teardown_hook_ = nullptr;
   Napi::FunctionReference close_callback_;
 };
@@ -378,7 +379,17 @@ void Ring::Grant(uint32_t credits) {
 }
 
 void Ring::UpdateHold() {
-  if (owner_ != nullptr) owner_->Hold(state_ == State::kOpen && credits_ > 0);
+  bool waiting = state_ == State::kOpen && credits_ > 0;
+  if (owner_ != nullptr) owner_->Hold(waiting);
+  // A consumer waiting for datagrams keeps the loop alive, as a node:dgram
+  // socket does. (recvmmsg's uv_poll does so too; iocp has no handle of its own.)
+  if (wake_ != nullptr && waiting != wake_ref_) {
+    wake_ref_ = waiting;
+    if (waiting)
+      napi_ref_threadsafe_function(env_, wake_);
+    else
+      napi_unref_threadsafe_function(env_, wake_);
+  }
 }
 
 RingStats Ring::Stats() const {

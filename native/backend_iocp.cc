@@ -20,6 +20,7 @@
 //   the rest                    free
 #include <winsock2.h>
 #include <ws2tcpip.h>
+#include <mstcpip.h>
 #include <mswsock.h>
 #include <windows.h>
 
@@ -31,8 +32,11 @@
 
 #include "ring.h"
 
-// Older SDKs and mingw-w64 lack it: stop reporting ICMP "TTL expired in
-// transit" as WSAENETRESET on the receiving socket.
+// The Windows SDK has these in mstcpip.h, mingw-w64 has the first in
+// mswsock.h and not the second (Windows 8's "stop reporting TTL expiry").
+#ifndef SIO_UDP_CONNRESET
+#define SIO_UDP_CONNRESET _WSAIOW(IOC_VENDOR, 12)
+#endif
 #ifndef SIO_UDP_NETRESET
 #define SIO_UDP_NETRESET _WSAIOW(IOC_VENDOR, 15)
 #endif
@@ -81,8 +85,8 @@ enum UvError : int {
 };
 
 // The socket-related rows of libuv's uv_translate_sys_error (src/win/error.c),
-// so that an error reads as it would from node:dgram. The last four rows are
-// not in libuv's table (it says UNKNOWN for them); their names are plain.
+// so that an error reads as it would from node:dgram. The rows after "Beyond
+// libuv's table" are ours: libuv says UNKNOWN there, and the names are plain.
 struct ErrorMapping {
   DWORD system;
   int uv;
@@ -230,8 +234,9 @@ void DecodeV6(const IN6_PKTINFO& info, Completion* out) {
 
 // Reads IP_PKTINFO / IPV6_PKTINFO from `length` bytes of control data. The
 // kernel wrote them, but they are treated as untrusted: every length is
-// checked before it is read, and malformed input ends decoding. Windows sends
-// IPv4 datagrams on a dual-stack socket with IP_PKTINFO; wine sends both.
+// checked before it is read, and malformed input ends decoding. For IPv4 on a
+// dual-stack socket Windows is expected to send IP_PKTINFO, wine sends both
+// (IPV6_PKTINFO v4-mapped): either gives the same result.
 void DecodeControl(const uint8_t* control, size_t length, bool ipv6_socket, Completion* out) {
   const size_t header_length = WSA_CMSG_LEN(0);  // the header and its padding
   size_t offset = 0;
@@ -285,8 +290,8 @@ constexpr ULONG_PTR kStopKey = 2;
 constexpr ULONG kEntriesPerWait = 64;
 
 // How long Close waits for cancelled receives to come back, before and then
-// after closing the socket. Windows and wine answer CancelIoEx at once; the
-// bound only keeps a misbehaving driver from hanging the loop for ever.
+// after closing the socket. They come back at once in the tests; the bound
+// only keeps a receive that never does from hanging the loop for ever.
 constexpr DWORD kCloseWaitMs = 5000;
 
 struct Slot {
@@ -344,6 +349,7 @@ class IocpBackend final : public Backend {
   void OnCredits() override {
     if (closing_ || failed_) return;
     Refill();
+    if (closing_ || failed_) return;  // Refill failed, and JS may have closed in its error handler
     // Completions held back for want of credits can go now.
     if (HeadCompleted() && sink_->Credits() > 0) sink_->Wake();
   }
@@ -386,6 +392,7 @@ class IocpBackend final : public Backend {
     handing_ = 0;
     if (fatal) return Stop(fatal);
     Refill();
+    if (closing_ || failed_) return;
     // More completed than this batch took: deliver them on the next turn of
     // the loop rather than holding it now.
     if (HeadCompleted() && sink_->Credits() > 0) sink_->Wake();
@@ -414,12 +421,15 @@ class IocpBackend final : public Backend {
     // port there), and pretending would hide a difference users rely on.
     if (options.reuse_port) return SysError{kUvENOTSUP, "setsockopt"};
     int family = ipv6_ ? AF_INET6 : AF_INET;
-    socket_.reset(
-        WSASocketW(family, SOCK_DGRAM, IPPROTO_UDP, nullptr, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT));
-    if (socket_.get() == INVALID_SOCKET) return WsaError("WSASocketW");
+    int type = options.raw ? SOCK_RAW : SOCK_DGRAM;
+    int protocol = options.raw ? options.protocol : IPPROTO_UDP;
+    socket_.reset(WSASocketW(family, type, protocol, nullptr, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT));
+    if (socket_.get() == INVALID_SOCKET) return WsaError("socket");
     if (options.reuse_addr && SetOption(SOL_SOCKET, SO_REUSEADDR, 1)) return WsaError("setsockopt");
     // Windows defaults to IPv6-only, Linux to dual stack: always say which.
-    if (ipv6_ && SetOption(IPPROTO_IPV6, IPV6_V6ONLY, options.ipv6_only ? 1 : 0)) return WsaError("setsockopt");
+    // A raw IPv6 socket never sees IPv4.
+    if (ipv6_ && !options.raw && SetOption(IPPROTO_IPV6, IPV6_V6ONLY, options.ipv6_only ? 1 : 0))
+      return WsaError("setsockopt");
     if (options.recv_buffer_size > 0 && SetOption(SOL_SOCKET, SO_RCVBUF, options.recv_buffer_size))
       return WsaError("setsockopt");
     // A v6 socket may receive IPv4 (dual stack), reported with IP_PKTINFO.
@@ -453,8 +463,7 @@ class IocpBackend final : public Backend {
   SysError Bind(const Options& options) {
     addrinfo hints = {};
     hints.ai_family = ipv6_ ? AF_INET6 : AF_INET;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_protocol = IPPROTO_UDP;
+    hints.ai_socktype = SOCK_DGRAM;  // only the address matters here
     hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
     addrinfo* found = nullptr;
     const char* host = options.address.empty() ? nullptr : options.address.c_str();
@@ -463,7 +472,9 @@ class IocpBackend final : public Backend {
     int length = static_cast<int>(std::min(found->ai_addrlen, sizeof address));
     memcpy(&address, found->ai_addr, length);
     freeaddrinfo(found);
-    uint16_t port = htons(options.port);
+    // Windows receives nothing on a raw socket until it is bound: it always is
+    // here (the wildcard when no address is given), with no port.
+    uint16_t port = options.raw ? 0 : htons(options.port);
     if (ipv6_)
       reinterpret_cast<sockaddr_in6*>(&address)->sin6_port = port;
     else
@@ -613,6 +624,11 @@ class IocpBackend final : public Backend {
     if (closing_) return;
     closing_ = true;
     if (!thread_) return;  // Open failed: nothing was ever posted
+    // Cancel first, then stop the thread, so that cancellations queued ahead
+    // of kStopKey are taken by the thread and Drain takes the rest. (Measured
+    // under wine: in this order every receive was back when the thread
+    // stopped; cancelled after it had stopped, none came back before
+    // closesocket.)
     CancelIoEx(reinterpret_cast<HANDLE>(socket_.get()), nullptr);  // ERROR_NOT_FOUND: nothing posted
     // From here on only this thread takes completions from the port.
     PostQueuedCompletionStatus(port_.get(), 0, kStopKey, nullptr);
@@ -645,8 +661,10 @@ class IocpBackend final : public Backend {
       if (now >= deadline) break;
       ULONG count = 0;
       if (!GetQueuedCompletionStatusEx(port_.get(), entries, kEntriesPerWait, &count,
-                                       static_cast<DWORD>(deadline - now), FALSE))
-        continue;  // WAIT_TIMEOUT: the deadline ends the loop
+                                       static_cast<DWORD>(deadline - now), FALSE)) {
+        if (GetLastError() == WAIT_TIMEOUT) continue;  // the deadline ends the loop
+        break;
+      }
       for (ULONG i = 0; i < count; i++) {
         if (entries[i].lpCompletionKey != kSocketKey) continue;
         SlotOf(entries[i].lpOverlapped)->completed.store(true, std::memory_order_relaxed);

@@ -7,7 +7,7 @@ import dgram from 'node:dgram'
 import { once } from 'node:events'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
-import { backends, client, listenFor, openFds, ring, root, sendAll, sleep, take } from './lib/helpers.mjs'
+import { backends, canCountFds, client, listenFor, openFds, ring, root, sendAll, sleep, take } from './lib/helpers.mjs'
 
 const fixture = (name) => path.join(root, 'test', 'fixtures', name)
 
@@ -143,7 +143,7 @@ for (const backend of backends) {
   })
 
   t.test(`${backend}: 30 closes and destroys in a row in the middle of a flood`, async (t) => {
-    const fdsBefore = openFds()
+    const fdsBefore = canCountFds ? openFds() : 0
     const first = await ring.listen({ address: '127.0.0.1', backend })
     const port = first.address().port
     await first.close()
@@ -168,7 +168,7 @@ for (const backend of backends) {
     } finally {
       await stop()
     }
-    t.equal(openFds(), fdsBefore, 'no descriptor left open')
+    if (canCountFds) t.equal(openFds(), fdsBefore, 'no descriptor left open')
   })
 }
 
@@ -176,9 +176,11 @@ t.test('a stream never closed and no longer referenced is collected and its sock
   const { code, stdout, stderr } = await runNode(['--expose-gc', fixture('gc-ring.mjs'), root])
   t.equal(code, 0, stderr)
   const result = JSON.parse(stdout)
-  t.equal(result.open, result.before + 1, 'the socket took one descriptor')
-  t.equal(result.after, result.before, 'collection closed it')
-  t.equal(result.rebound, true, 'the port is free')
+  t.equal(result.rebound, true, 'collection closed the socket: the port is free')
+  if (canCountFds) {
+    t.equal(result.open, result.before + 1, 'the socket took one descriptor')
+    t.equal(result.after, result.before, 'collection gave it back')
+  }
 })
 
 t.test('process exit with rings open and receiving', async (t) => {

@@ -23,6 +23,9 @@ import { TestScheduler } from 'rxjs/testing'
 import { fromDatagrams, fromDatagramBatches, mergeMapWithBackpressure } from 'dgram-ring/rx'
 import { backends, blast, client, openFds, ring, sendAll, sleep } from './lib/helpers.mjs'
 
+// Windows keeps no per-socket drop counter: kernelDrops is absent there.
+const NO_DROPS = process.platform === 'win32' ? undefined : 0
+
 const LOCAL = '127.0.0.1'
 const numbered = (count) => Array.from({ length: count }, (_, i) => Buffer.from(String(i)))
 const counting = (count) => Array.from({ length: count }, (_, i) => String(i))
@@ -77,7 +80,7 @@ for (const backend of backends) {
     await handle.closed
     const stats = handle.stats()
     t.equal(stats.received, count, 'nothing received beyond what was taken')
-    t.equal(stats.kernelDrops, 0)
+    t.equal(stats.kernelDrops, NO_DROPS)
     t.ok(stats.batches >= count / ringSize, `${stats.batches} batches of at most ${ringSize}: a ${ringSize}-buffer ring carried ${count} datagrams`)
     t.equal(stats.peakPosted, ringSize)
   })
@@ -432,7 +435,7 @@ t.test('fromDatagramBatches with mergeMapWithBackpressure: a held batch holds it
   t.ok(longest > 1, `batches of several datagrams (longest ${longest})`)
   t.equal(over, 0, 'posted + the datagrams of running and queued batches never exceeded the ring')
   t.equal(handle.stats().posted, ringSize, 'all released once done')
-  t.equal(handle.stats().kernelDrops, 0)
+  t.equal(handle.stats().kernelDrops, NO_DROPS)
   subscription.unsubscribe()
   await handle.closed
 })

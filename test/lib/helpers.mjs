@@ -81,6 +81,9 @@ export async function take(stream, count, ms = 10_000) {
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** Whether this OS lists a process's descriptors (Linux /proc): descriptor-leak checks need it. */
+export const canCountFds = process.platform === 'linux'
+
 /** Open file descriptors of this process (Linux). */
 export function openFds() {
   return fs.readdirSync('/proc/self/fd').length
