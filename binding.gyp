@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "dgram_ring",
-      "sources": ["native/addon.cc"],
+      "sources": ["native/addon.cc", "native/cmsg.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
@@ -16,7 +16,7 @@
           }
         }],
         ["OS!='win'", {
-          "sources": ["native/backend_mmsg.cc", "native/cmsg.cc"]
+          "sources": ["native/backend_mmsg.cc"]
         }],
         ["OS=='mac'", {
           "xcode_settings": {

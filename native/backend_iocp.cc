@@ -30,6 +30,7 @@
 #include <new>
 #include <vector>
 
+#include "cmsg.h"
 #include "ring.h"
 
 // The Windows SDK has these in mstcpip.h, mingw-w64 has the first in
@@ -200,67 +201,6 @@ class UniqueHandle {
  private:
   HANDLE handle_ = nullptr;
 };
-
-constexpr uint8_t kV4MappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-bool IsV4Multicast(const uint8_t a[4]) { return (a[0] & 0xf0) == 0xe0; }
-
-// The pktinfo decoding of cmsg.cc, with the Windows structures: the same
-// fields and flags reach JS on every OS.
-void DecodeV4(const IN_PKTINFO& info, bool ipv6_socket, Completion* out) {
-  const uint8_t* dst = reinterpret_cast<const uint8_t*>(&info.ipi_addr);
-  if (ipv6_socket) {
-    memcpy(out->local_addr, kV4MappedPrefix, 12);
-    memcpy(out->local_addr + 12, dst, 4);
-    out->flags |= kLocalIPv6;
-  } else {
-    memcpy(out->local_addr, dst, 4);
-    out->flags &= ~kLocalIPv6;
-  }
-  out->interface_index = info.ipi_ifindex;
-  out->flags |= kHasLocal;
-  if (IsV4Multicast(dst)) out->flags |= kMulticast;
-}
-
-void DecodeV6(const IN6_PKTINFO& info, Completion* out) {
-  const uint8_t* dst = reinterpret_cast<const uint8_t*>(&info.ipi6_addr);
-  memcpy(out->local_addr, dst, 16);
-  out->interface_index = info.ipi6_ifindex;
-  out->flags |= kHasLocal | kLocalIPv6;
-  // Wine reports an IPv4 datagram on a dual-stack socket this way too.
-  bool v4_mapped = memcmp(dst, kV4MappedPrefix, 12) == 0;
-  if (v4_mapped ? IsV4Multicast(dst + 12) : dst[0] == 0xff) out->flags |= kMulticast;
-}
-
-// Reads IP_PKTINFO / IPV6_PKTINFO from `length` bytes of control data. The
-// kernel wrote them, but they are treated as untrusted: every length is
-// checked before it is read, and malformed input ends decoding. For IPv4 on a
-// dual-stack socket Windows is expected to send IP_PKTINFO, wine sends both
-// (IPV6_PKTINFO v4-mapped): either gives the same result.
-void DecodeControl(const uint8_t* control, size_t length, bool ipv6_socket, Completion* out) {
-  const size_t header_length = WSA_CMSG_LEN(0);  // the header and its padding
-  size_t offset = 0;
-  while (length - offset >= sizeof(WSACMSGHDR)) {
-    WSACMSGHDR header;
-    memcpy(&header, control + offset, sizeof header);
-    if (header.cmsg_len < header_length || header.cmsg_len > length - offset) return;
-    const uint8_t* payload = control + offset + header_length;
-    size_t payload_length = header.cmsg_len - header_length;
-    if (header.cmsg_level == IPPROTO_IP && header.cmsg_type == IP_PKTINFO && payload_length >= sizeof(IN_PKTINFO)) {
-      IN_PKTINFO info;
-      memcpy(&info, payload, sizeof info);
-      DecodeV4(info, ipv6_socket, out);
-    } else if (header.cmsg_level == IPPROTO_IPV6 && header.cmsg_type == IPV6_PKTINFO &&
-               payload_length >= sizeof(IN6_PKTINFO)) {
-      IN6_PKTINFO info;
-      memcpy(&info, payload, sizeof info);
-      DecodeV6(info, out);
-    }
-    size_t advance = WSA_CMSGHDR_ALIGN(header.cmsg_len);
-    if (advance > length - offset) return;
-    offset += advance;
-  }
-}
 
 // Returns false when `name` (`length` bytes) is no IPv4 or IPv6 address.
 bool ReadSockaddr(const sockaddr_storage& name, int length, uint8_t addr[16], int* family, uint16_t* port) {
@@ -485,11 +425,11 @@ class IocpBackend final : public Backend {
 
   SysError AllocateRing() {
     // Room for both pktinfos: wine sends both for IPv4 on a dual-stack socket.
-    control_size_ = WSA_CMSG_SPACE(sizeof(IN6_PKTINFO)) + WSA_CMSG_SPACE(sizeof(IN_PKTINFO));
+    control_size_ = ControlBufferSize();
     slots_.reset(new (std::nothrow) Slot[ring_size_]);
     data_.reset(new (std::nothrow) uint8_t[static_cast<size_t>(ring_size_) * buffer_size_]);
     // Each slot's control buffer starts at a multiple of control_size_, which
-    // WSA_CMSG_SPACE keeps a multiple of the headers' alignment.
+    // ControlBufferSize keeps a multiple of the headers' alignment.
     control_.reset(new (std::nothrow) uint8_t[static_cast<size_t>(ring_size_) * control_size_]);
     if (!slots_ || !data_ || !control_) return SysError{kUvENOMEM, "malloc"};
     batch_.resize(ring_size_);

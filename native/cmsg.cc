@@ -1,20 +1,43 @@
 #include "cmsg.h"
 
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <mswsock.h>
+#else
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#endif
+
 #include <cstring>
 
 namespace dgram_ring {
 
 namespace {
 
+#ifdef _WIN32
+using ControlHeader = WSACMSGHDR;
+using Pktinfo4 = IN_PKTINFO;
+using Pktinfo6 = IN6_PKTINFO;
+constexpr size_t ControlAlign(size_t length) { return WSA_CMSGHDR_ALIGN(length); }
+constexpr size_t ControlLength(size_t payload) { return WSA_CMSG_LEN(payload); }
+constexpr size_t ControlSpace(size_t payload) { return WSA_CMSG_SPACE(payload); }
+#else
+using ControlHeader = cmsghdr;
+using Pktinfo4 = in_pktinfo;
+using Pktinfo6 = in6_pktinfo;
+constexpr size_t ControlAlign(size_t length) { return CMSG_ALIGN(length); }
+constexpr size_t ControlLength(size_t payload) { return CMSG_LEN(payload); }
+constexpr size_t ControlSpace(size_t payload) { return CMSG_SPACE(payload); }
+#endif
+
 constexpr uint8_t kV4MappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 bool IsV4Multicast(const uint8_t a[4]) { return (a[0] & 0xf0) == 0xe0; }
 
-void DecodeV4(const in_pktinfo& info, bool ipv6_socket, Completion* out) {
+void DecodeV4(const Pktinfo4& info, bool ipv6_socket, Completion* out) {
   const uint8_t* dst = reinterpret_cast<const uint8_t*>(&info.ipi_addr);
   if (ipv6_socket) {
     memcpy(out->local_addr, kV4MappedPrefix, 12);
@@ -25,54 +48,59 @@ void DecodeV4(const in_pktinfo& info, bool ipv6_socket, Completion* out) {
     out->flags &= ~kLocalIPv6;
   }
   out->interface_index = static_cast<uint32_t>(info.ipi_ifindex);
-  out->flags |= kHasLocal | kHasBroadcastInfo;
+  out->flags |= kHasLocal;
+  if (IsV4Multicast(dst)) out->flags |= kMulticast;
+#ifndef _WIN32
   // For unicast the kernel sets ipi_spec_dst to the header's destination; for
   // broadcast and multicast, to the local address it would answer from.
-  if (IsV4Multicast(dst)) {
-    out->flags |= kMulticast;
-  } else if (info.ipi_spec_dst.s_addr != info.ipi_addr.s_addr) {
-    out->flags |= kBroadcast;
-  }
+  // (Windows says so in the receive flags instead: MSG_BCAST / MSG_MCAST.)
+  out->flags |= kHasBroadcastInfo;
+  if (!IsV4Multicast(dst) && info.ipi_spec_dst.s_addr != info.ipi_addr.s_addr) out->flags |= kBroadcast;
+#endif
 }
 
-void DecodeV6(const in6_pktinfo& info, Completion* out) {
-  memcpy(out->local_addr, &info.ipi6_addr, 16);
-  out->interface_index = info.ipi6_ifindex;
-  out->flags |= kHasLocal | kLocalIPv6 | kHasBroadcastInfo;  // IPv6 has no broadcast
-  if (info.ipi6_addr.s6_addr[0] == 0xff) out->flags |= kMulticast;
+void DecodeV6(const Pktinfo6& info, Completion* out) {
+  const uint8_t* dst = reinterpret_cast<const uint8_t*>(&info.ipi6_addr);
+  memcpy(out->local_addr, dst, 16);
+  out->interface_index = static_cast<uint32_t>(info.ipi6_ifindex);
+  out->flags |= kHasLocal | kLocalIPv6;
+  bool v4_mapped = memcmp(dst, kV4MappedPrefix, 12) == 0;
+  if (v4_mapped ? IsV4Multicast(dst + 12) : dst[0] == 0xff) out->flags |= kMulticast;
+#ifndef _WIN32
+  if (!v4_mapped) out->flags |= kHasBroadcastInfo;  // IPv6 has no broadcast
+#endif
 }
 
 }  // namespace
 
-size_t ControlBufferSize() {
-  return CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo));
-}
+size_t ControlBufferSize() { return ControlSpace(sizeof(Pktinfo6)) + ControlSpace(sizeof(Pktinfo4)); }
 
 void DecodeControl(const uint8_t* control, size_t length, bool ipv6_socket, Completion* out) {
+  const size_t header_length = ControlLength(0);  // the header and its padding
   size_t offset = 0;
-  while (offset + sizeof(cmsghdr) <= length) {
-    cmsghdr header;
+  while (length - offset >= sizeof(ControlHeader)) {
+    ControlHeader header;
     memcpy(&header, control + offset, sizeof header);  // the buffer may be unaligned
-    if (header.cmsg_len < CMSG_LEN(0) || header.cmsg_len > length - offset) return;
-    const uint8_t* payload = control + offset + CMSG_LEN(0);
-    size_t payload_length = header.cmsg_len - CMSG_LEN(0);
-    if (header.cmsg_level == IPPROTO_IP && header.cmsg_type == IP_PKTINFO &&
-        payload_length >= sizeof(in_pktinfo)) {
-      in_pktinfo info;
+    if (header.cmsg_len < header_length || header.cmsg_len > length - offset) return;
+    const uint8_t* payload = control + offset + header_length;
+    size_t payload_length = header.cmsg_len - header_length;
+    if (header.cmsg_level == IPPROTO_IP && header.cmsg_type == IP_PKTINFO && payload_length >= sizeof(Pktinfo4)) {
+      Pktinfo4 info;
       memcpy(&info, payload, sizeof info);
       DecodeV4(info, ipv6_socket, out);
     } else if (header.cmsg_level == IPPROTO_IPV6 && header.cmsg_type == IPV6_PKTINFO &&
-               payload_length >= sizeof(in6_pktinfo)) {
-      in6_pktinfo info;
+               payload_length >= sizeof(Pktinfo6)) {
+      Pktinfo6 info;
       memcpy(&info, payload, sizeof info);
       DecodeV6(info, out);
     }
-    size_t advance = CMSG_ALIGN(header.cmsg_len);
+    size_t advance = ControlAlign(header.cmsg_len);
     if (advance > length - offset) return;
     offset += advance;
   }
 }
 
+#ifndef _WIN32
 int EnableControlMessages(int fd, bool ipv6_socket) {
   int on = 1;
   // A v6 socket may receive IPv4 (dual stack): Linux reports those with
@@ -81,5 +109,6 @@ int EnableControlMessages(int fd, bool ipv6_socket) {
   if (ipv6_socket && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) < 0) return -errno;
   return 0;
 }
+#endif
 
 }  // namespace dgram_ring
