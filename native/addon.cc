@@ -216,7 +216,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
   }
 
   Napi::Value Grant(const Napi::CallbackInfo& info) {
-    if (ring_ != nullptr && ring_->IsOpen()) ring_->Grant(info[0].ToNumber().Uint32Value());
+    if (ring_ != nullptr && ring_->IsOpen()) ring_->Grant(info[0].As<Napi::Number>().Uint32Value());
     return info.Env().Undefined();
   }
 

@@ -29,7 +29,7 @@ mkdir -p "$OUT"
 # The posix thread model: gcc 12's default (win32) has no std::mutex, which
 # node-addon-api uses. -fno-exceptions/-fno-rtti as node-gyp builds addons.
 "$CROSS-g++-posix" -O2 -std=c++17 -Wall -Wextra -Wno-unused-parameter -fno-exceptions -fno-rtti \
-  -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED \
+  -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS \
   -D_WIN32_WINNT=0x0A00 -DWIN32_LEAN_AND_MEAN -DNOMINMAX \
   -I"$HEADERS/include" -I"$ADDON_API" \
   -shared -static -Wl,--no-undefined -Wl,--no-insert-timestamp -o "$OUT/dgram_ring.node" \
