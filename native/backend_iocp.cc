@@ -32,6 +32,7 @@
 
 #include "cmsg.h"
 #include "ring.h"
+#include "sockaddr.h"
 
 // The Windows SDK has these in mstcpip.h, mingw-w64 has the first in
 // mswsock.h and not the second (Windows 8's "stop reporting TTL expiry").
@@ -202,25 +203,6 @@ class UniqueHandle {
   HANDLE handle_ = nullptr;
 };
 
-// Returns false when `name` (`length` bytes) is no IPv4 or IPv6 address.
-bool ReadSockaddr(const sockaddr_storage& name, int length, uint8_t addr[16], int* family, uint16_t* port) {
-  if (name.ss_family == AF_INET6 && length >= static_cast<int>(sizeof(sockaddr_in6))) {
-    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(name);
-    memcpy(addr, &in6.sin6_addr, 16);
-    *port = ntohs(in6.sin6_port);
-    *family = 6;
-    return true;
-  }
-  if (name.ss_family == AF_INET && length >= static_cast<int>(sizeof(sockaddr_in))) {
-    const auto& in4 = reinterpret_cast<const sockaddr_in&>(name);
-    memcpy(addr, &in4.sin_addr, 4);
-    *port = ntohs(in4.sin_port);
-    *family = 4;
-    return true;
-  }
-  return false;
-}
-
 // Completion keys: the socket's receives, and the packet Close posts to end
 // the completion thread.
 constexpr ULONG_PTR kSocketKey = 1;
@@ -281,7 +263,7 @@ class IocpBackend final : public Backend {
     int length = sizeof name;
     if (getsockname(socket_.get(), reinterpret_cast<sockaddr*>(&name), &length) == SOCKET_ERROR)
       return WsaError("getsockname");
-    if (!ReadSockaddr(name, length, addr, family, port)) return SysError{kUvEAFNOSUPPORT, "getsockname"};
+    if (!ReadSockaddr(name, static_cast<size_t>(length), addr, family, port)) return SysError{kUvEAFNOSUPPORT, "getsockname"};
     return SysError{};
   }
 
@@ -401,24 +383,11 @@ class IocpBackend final : public Backend {
   }
 
   SysError Bind(const Options& options) {
-    addrinfo hints = {};
-    hints.ai_family = ipv6_ ? AF_INET6 : AF_INET;
-    hints.ai_socktype = SOCK_DGRAM;  // only the address matters here
-    hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
-    addrinfo* found = nullptr;
-    const char* host = options.address.empty() ? nullptr : options.address.c_str();
-    if (getaddrinfo(host, "0", &hints, &found) != 0 || found == nullptr) return SysError{kUvEINVAL, "getaddrinfo"};
-    sockaddr_storage address = {};
-    int length = static_cast<int>(std::min(found->ai_addrlen, sizeof address));
-    memcpy(&address, found->ai_addr, length);
-    freeaddrinfo(found);
+    sockaddr_storage address;
+    int length = 0;
+    if (!ResolveBindAddress(options, &address, &length)) return SysError{kUvEINVAL, "getaddrinfo"};
     // Windows receives nothing on a raw socket until it is bound: it always is
     // here (the wildcard when no address is given), with no port.
-    uint16_t port = options.raw ? 0 : htons(options.port);
-    if (ipv6_)
-      reinterpret_cast<sockaddr_in6*>(&address)->sin6_port = port;
-    else
-      reinterpret_cast<sockaddr_in*>(&address)->sin_port = port;
     if (bind(socket_.get(), reinterpret_cast<sockaddr*>(&address), length) == SOCKET_ERROR) return WsaError("bind");
     return SysError{};
   }
@@ -510,7 +479,7 @@ class IocpBackend final : public Backend {
     if (message_flags & MSG_BCAST) out->flags |= kBroadcast;
     if (message_flags & MSG_MCAST) out->flags |= kMulticast;
     int family = 4;
-    if (ReadSockaddr(slot.remote, slot.message.namelen, out->remote_addr, &family, &out->remote_port) && family == 6)
+    if (ReadSockaddr(slot.remote, static_cast<size_t>(slot.message.namelen), out->remote_addr, &family, &out->remote_port) && family == 6)
       out->flags |= kRemoteIPv6;
     size_t control_length = std::min<size_t>(slot.message.Control.len, control_size_);
     DecodeControl(Control(index), control_length, ipv6_, out);

@@ -4,7 +4,6 @@
 // call: min(credits, ring size). With no credits the poll stops and the socket
 // is not read, so the kernel's queue fills and its drop counter counts.
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +21,7 @@
 
 #include "cmsg.h"
 #include "ring.h"
+#include "sockaddr.h"
 
 namespace dgram_ring {
 
@@ -73,7 +73,7 @@ class MmsgBackend final : public Backend {
     sockaddr_storage name;
     socklen_t length = sizeof name;
     if (getsockname(fd_, reinterpret_cast<sockaddr*>(&name), &length) < 0) return Errno("getsockname");
-    ReadSockaddr(name, addr, family, port);
+    if (!ReadSockaddr(name, length, addr, family, port)) return SysError{-EAFNOSUPPORT, "getsockname"};
     return SysError{};
   }
 
@@ -176,24 +176,10 @@ class MmsgBackend final : public Backend {
   }
 
   SysError Bind(const Options& options) {
-    addrinfo hints = {};
-    hints.ai_family = ipv6_ ? AF_INET6 : AF_INET;
-    hints.ai_socktype = SOCK_DGRAM;  // only the address matters here
-    hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
-    addrinfo* found = nullptr;
-    const char* host = options.address.empty() ? nullptr : options.address.c_str();
-    int rc = getaddrinfo(host, "0", &hints, &found);
-    if (rc != 0 || found == nullptr) return SysError{-EINVAL, "getaddrinfo"};
-    sockaddr_storage address = {};
-    memcpy(&address, found->ai_addr, found->ai_addrlen);
-    socklen_t length = found->ai_addrlen;
-    freeaddrinfo(found);
-    uint16_t port = options.raw ? 0 : htons(options.port);
-    if (ipv6_)
-      reinterpret_cast<sockaddr_in6*>(&address)->sin6_port = port;
-    else
-      reinterpret_cast<sockaddr_in*>(&address)->sin_port = port;
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&address), length) < 0) return Errno("bind");
+    sockaddr_storage address;
+    int length = 0;
+    if (!ResolveBindAddress(options, &address, &length)) return SysError{-EINVAL, "getaddrinfo"};
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&address), static_cast<socklen_t>(length)) < 0) return Errno("bind");
     return SysError{};
   }
 
@@ -292,23 +278,9 @@ class MmsgBackend final : public Backend {
     if (header.msg_flags & MSG_TRUNC) out.flags |= kTruncated;
     if (header.msg_flags & MSG_CTRUNC) out.flags |= kControlTruncated;
     int family = 4;
-    ReadSockaddr(names_[slot], out.remote_addr, &family, &out.remote_port);
-    if (family == 6) out.flags |= kRemoteIPv6;
+    if (ReadSockaddr(names_[slot], header.msg_namelen, out.remote_addr, &family, &out.remote_port) && family == 6)
+      out.flags |= kRemoteIPv6;
     DecodeControl(Control(slot), header.msg_controllen, ipv6_, &out);
-  }
-
-  static void ReadSockaddr(const sockaddr_storage& name, uint8_t addr[16], int* family, uint16_t* port) {
-    if (name.ss_family == AF_INET6) {
-      const auto& in6 = reinterpret_cast<const sockaddr_in6&>(name);
-      memcpy(addr, &in6.sin6_addr, 16);
-      *port = ntohs(in6.sin6_port);
-      *family = 6;
-    } else {
-      const auto& in4 = reinterpret_cast<const sockaddr_in&>(name);
-      memcpy(addr, &in4.sin_addr, 4);
-      *port = ntohs(in4.sin_port);
-      *family = 4;
-    }
   }
 
   int64_t KernelDrops() const {
