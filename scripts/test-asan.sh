@@ -86,7 +86,8 @@ fi
 # cflags_cc, merged with those of every condition that holds for OS=linux.
 mapfile -t GYP < <(node -e '
   const fs = require("fs"), { execSync } = require("child_process")
-  const target = JSON.parse(fs.readFileSync("binding.gyp", "utf8")).targets[0]
+  // gyp is a Python literal: JSON once its comment lines are dropped.
+  const target = JSON.parse(fs.readFileSync("binding.gyp", "utf8").replace(/^\s*#.*$/gm, "")).targets[0]
   const OS = "linux"
   const holds = (cond) => {
     const js = cond.replace(/\bOS\b/g, JSON.stringify(OS)).replace(/\band\b/g, "&&").replace(/\bor\b/g, "||").replace(/\bnot\b/g, "!")
