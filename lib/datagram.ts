@@ -2,11 +2,20 @@
 // table (fixed-size rows of 32-bit words, one row a datagram) followed by the
 // payloads. A Datagram is an index into it; its fields are decoded when read,
 // and address strings come from a cache instead of being formatted per packet.
+import { Buffer } from 'node:buffer'
 import util from 'node:util'
 import { binding } from './binding'
 
 const T = binding.table
 const F = binding.flags
+
+// A Buffer over part of a batch's slab, made as node makes its own (a
+// Uint8Array whose prototype chain has Buffer.prototype): Buffer.from(arrayBuffer,
+// offset, length) would first ask C++ whether its argument is an ArrayBuffer
+// and validate offset and length, for every datagram.
+class Payload extends Uint8Array {}
+Object.setPrototypeOf(Payload.prototype, Buffer.prototype)
+Object.defineProperty(Payload.prototype, 'constructor', { value: Buffer, writable: true, configurable: true })
 
 /** Address family of a datagram's addresses, named as in `node:dgram`. */
 export type AddressFamily = 'IPv4' | 'IPv6'
@@ -78,7 +87,7 @@ export class Datagram {
   get data(): Buffer {
     if (this.#data === undefined) {
       const table = this.#batch.table
-      this.#data = Buffer.from(this.#batch.buffer, table[this.#row + T.offset], table[this.#row + T.length])
+      this.#data = new Payload(this.#batch.buffer, table[this.#row + T.offset], table[this.#row + T.length]) as unknown as Buffer
     }
     return this.#data
   }

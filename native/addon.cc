@@ -333,9 +333,13 @@ void Ring::Deliver(const Completion* items, size_t count) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
   // One ArrayBuffer a batch: the table, then every payload, copied once.
+  // napi_create_buffer (node::Buffer::New) leaves the memory uninitialized;
+  // napi_create_arraybuffer zero-fills it first, only for us to overwrite it.
   void* memory = nullptr;
   napi_value args[2];
-  if (napi_create_arraybuffer(env_, table_bytes + payload_bytes, &memory, &args[0]) == napi_ok &&
+  napi_value buffer;
+  if (napi_create_buffer(env_, table_bytes + payload_bytes, &memory, &buffer) == napi_ok &&
+      napi_get_typedarray_info(env_, buffer, nullptr, nullptr, nullptr, &args[0], nullptr) == napi_ok &&
       napi_create_uint32(env_, static_cast<uint32_t>(count), &args[1]) == napi_ok) {
     uint8_t* base = static_cast<uint8_t*>(memory);
     uint32_t* table = reinterpret_cast<uint32_t*>(base);

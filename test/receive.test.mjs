@@ -150,6 +150,12 @@ t.test('a Datagram serialises to plain data', async (t) => {
     multicast: false,
   })
   t.match(util.inspect(d), /Datagram \{[^]*remoteAddress: '127.0.0.1'/)
+  // data is a real Buffer, whatever it is made from
+  t.ok(Buffer.isBuffer(d.data) && d.data instanceof Buffer)
+  t.equal(d.data.toString('utf8'), 'json')
+  t.ok(Buffer.isBuffer(d.data.subarray(1)) && d.data.subarray(1).toString() === 'son')
+  t.equal(d.data.readUInt8(0), 0x6a)
+  t.same(Buffer.concat([d.data, Buffer.from('!')]), Buffer.from('json!'))
 })
 
 t.test('backends lists what this build has', async (t) => {
