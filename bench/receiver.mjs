@@ -228,8 +228,10 @@ async function main() {
   }
   const drained = Date.now() - quietSince >= QUIET_MS
   const proc = procSocket(rx.port)
-  await rx.close()
-  await Promise.race([rx.done, new Promise((_, reject) => setTimeout(() => reject(new Error('receiver did not end after close')), 5000).unref())])
+  const within = (promise, what) =>
+    Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what} within 5 s`)), 5000).unref())])
+  await within(rx.close(), 'close() did not resolve')
+  await within(rx.done, 'the receiver did not end after close()')
   if (!start || !end) throw new Error('the measurement window did not complete (is --seconds shorter than the sender ran?)')
 
   const cpuUs = end.cpu.user - start.cpu.user + (end.cpu.system - start.cpu.system)

@@ -73,9 +73,8 @@ function parseArgs(argv) {
     touch: 'data',
     gso: true,
     // Messages a sendmmsg call, each of 64 GSO segments (46 at 1400 B). With 64
-    // (4096 datagrams a call) a receiver that keeps up often settles in a slow
-    // state where sender and receiver both pay more a datagram (~0.95 M/s here
-    // instead of ~1.45 M/s); 1 to 16 did not show it.
+    // (4096 datagrams a call) runs fell more often into the slow state that
+    // bench/README.md describes; 8 smooths the arrivals and costs no rate.
     batch: 8,
     rate: 0,
     senderCpu: 0,
