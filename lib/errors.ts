@@ -61,6 +61,11 @@ export function closedError(operation: string): CodedError {
   return withCode(new Error(`${operation}: the socket is closed`), 'ERR_DGRAM_RING_CLOSED')
 }
 
+/** What an AbortSignal that was already aborted rejects with, as Node's own APIs do. */
+export function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' })
+}
+
 /** The requested backend does not exist in this build or on this OS. */
 export function backendUnavailable(name: string, available: readonly string[]): CodedError {
   return withCode(

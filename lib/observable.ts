@@ -8,7 +8,7 @@
 import { Readable } from 'node:stream'
 import { Observable, from, mergeMap, type ObservableInput, type ObservedValueOf, type OperatorFunction, type Subscriber } from 'rxjs'
 import type { Datagram, DatagramBatch } from './datagram'
-import { closedError, invalidArgType, type CodedError, type DgramRingErrorCode } from './errors'
+import { abortError, closedError, invalidArgType, type CodedError, type DgramRingErrorCode } from './errors'
 import { RingSocket, resolveOptions, type AddressInfo, type ListenOptions, type ResolvedOptions, type RingStats } from './socket'
 import { kTakeOver, type DatagramStream } from './stream'
 
@@ -275,13 +275,13 @@ class Feed<T> {
     }
     const port = resolved.native.port
     const closing = port === 0 ? undefined : closingPorts.get(port)
-    if (closing === undefined) return this.#open(options, onListening)
+    if (closing === undefined) return this.#open(resolved, onListening)
     void closing.then(() => {
-      if (!subscriber.closed) this.#open(options, onListening)
+      if (!subscriber.closed) this.#open(resolved, onListening)
     })
   }
 
-  #open(options: ListenOptions, onListening: FromDatagramsOptions['onListening']): void {
+  #open(options: ResolvedOptions, onListening: FromDatagramsOptions['onListening']): void {
     const subscriber = this.#subscriber
     try {
       const socket = new RingSocket(options, this.#onBatch, (error) => subscriber.error(error))
@@ -369,10 +369,6 @@ class Feed<T> {
     const socket = this.#socket
     if (socket !== undefined && !this.#inBatch) socket.grant(socket.ringSize - this.#held)
   }
-}
-
-function abortError(signal: AbortSignal): Error {
-  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' })
 }
 
 function alreadyTaken(): CodedError {

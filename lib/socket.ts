@@ -86,7 +86,7 @@ export interface AddressInfo {
   family: AddressFamily
 }
 
-/** @internal validated options */
+/** @internal validated options (only resolveOptions makes them) */
 export interface ResolvedOptions {
   native: NativeOptions
   backend: string
@@ -111,6 +111,10 @@ function boolean(options: ListenOptions, name: keyof ListenOptions): boolean {
   if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value)
   return value
 }
+
+// What resolveOptions returned: a stream or Observable that validated its
+// options passes them on without the socket validating them again.
+const resolvedOptions = new WeakSet<ResolvedOptions>()
 
 /** @internal Validates options: throws a TypeError or RangeError with a `code` for anything wrong. */
 export function resolveOptions(options: ListenOptions | undefined): ResolvedOptions {
@@ -154,7 +158,7 @@ export function resolveOptions(options: ListenOptions | undefined): ResolvedOpti
   if (backend !== 'auto' && !binding.backends.includes(backend)) throw backendUnavailable(backend, binding.backends)
   const signal = options.signal
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an instance of AbortSignal', signal)
-  return {
+  const resolved: ResolvedOptions = {
     native: {
       ipv6: ipv6Type(type),
       raw,
@@ -172,6 +176,8 @@ export function resolveOptions(options: ListenOptions | undefined): ResolvedOpti
     highWaterMark,
     signal,
   }
+  resolvedOptions.add(resolved)
+  return resolved
 }
 
 /**
@@ -202,8 +208,12 @@ export class RingSocket {
    * @param onBatch called with every batch, on the event loop
    * @param onError called if the ring stops on a system error (the socket stays open until `close()`)
    */
-  constructor(options: ListenOptions | undefined, onBatch: (batch: DatagramBatch) => void, onError: (error: Error) => void) {
-    const resolved = resolveOptions(options)
+  constructor(
+    options: ListenOptions | ResolvedOptions | undefined,
+    onBatch: (batch: DatagramBatch) => void,
+    onError: (error: Error) => void,
+  ) {
+    const resolved = resolvedOptions.has(options as ResolvedOptions) ? (options as ResolvedOptions) : resolveOptions(options as ListenOptions)
     const native = resolved.native
     this.#ringSize = native.ringSize
     try {

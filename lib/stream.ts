@@ -11,7 +11,7 @@
 import { Readable } from 'node:stream'
 import type { Datagram, DatagramBatch } from './datagram'
 import { RingSocket, resolveOptions, type AddressInfo, type ListenOptions, type RingStats } from './socket'
-import { closedError } from './errors'
+import { abortError, closedError } from './errors'
 
 /**
  * @internal The key of DatagramStream's take-over hook, for dgram-ring/rx. A
@@ -59,7 +59,7 @@ export class DatagramStream extends Readable {
     }
     try {
       this.#socket = new RingSocket(
-        options,
+        resolved,
         (batch) => this.#push(batch),
         (error) => this.destroy(error),
       )
@@ -176,10 +176,6 @@ export interface DatagramStream {
   once(event: 'listening' | 'close' | 'end' | 'readable' | 'pause' | 'resume', listener: () => void): this
   once(event: 'error', listener: (error: Error) => void): this
   once(event: string | symbol, listener: (...args: any[]) => void): this
-}
-
-function abortError(signal: AbortSignal): Error {
-  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' })
 }
 
 /**
