@@ -42,6 +42,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { blastBinary } from './blast.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
@@ -199,19 +200,6 @@ async function settle(maxSeconds) {
 }
 
 // --- the sender -------------------------------------------------------------------
-
-// Compiles bench/blast.c once (into build/tools/, where the tests put it too;
-// renamed into place so a concurrent compile cannot leave half a file).
-function blastBinary() {
-  const out = path.join(root, 'build', 'tools', 'blast')
-  const source = path.join(here, 'blast.c')
-  if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(source).mtimeMs) return out
-  fs.mkdirSync(path.dirname(out), { recursive: true })
-  const tmp = `${out}.${process.pid}.tmp`
-  execFileSync('cc', ['-O2', '-o', tmp, source], { stdio: 'inherit' })
-  fs.renameSync(tmp, out)
-  return out
-}
 
 function haveTaskset() {
   try {

@@ -145,13 +145,9 @@ if [[ ${ASAN_SKIP_TSC:-} != 1 ]]; then
   log "compiling lib/ (tsc)"
   npx --no-install tsc -p tsconfig.json
 fi
-# The flood sender, compiled as test/lib/helpers.mjs would, but now, before
-# the preload: the compiler must not run under the sanitizers.
-BLAST=$ROOT/build/tools/blast
-if [[ ! -x $BLAST || $BLAST -ot $ROOT/bench/blast.c ]]; then
-  mkdir -p "$(dirname "$BLAST")"
-  cc -O2 -o "$BLAST" "$ROOT/bench/blast.c"
-fi
+# The flood sender, compiled now, before the preload: the compiler must not
+# run under the sanitizers.
+node -e 'import(process.argv[1]).then((m) => m.blastBinary())' "$ROOT/bench/blast.mjs"
 
 # --- the sanitized environment -------------------------------------------
 rm -rf "$LOGS"

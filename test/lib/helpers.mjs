@@ -1,12 +1,13 @@
 // Shared by the tests: the compiled package, a native flood sender, and
 // sockets that close themselves when a test ends (so a failing test cannot
 // leave a handle open and hang the run).
-import { execFileSync, execFile } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import dgram from 'node:dgram'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
+import { blastBinary } from '../../bench/blast.mjs'
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const require = createRequire(import.meta.url)
@@ -15,17 +16,6 @@ export const ring = require(root)
 
 /** Backends to run every backend-neutral test against: all this build has, each forced by name. */
 export const backends = ring.backends
-
-/** Path of the vendored sendmmsg flood sender, compiled on first use. */
-export function blastBinary() {
-  const out = path.join(root, 'build', 'tools', 'blast')
-  const source = path.join(root, 'bench', 'blast.c')
-  if (!fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(source).mtimeMs) {
-    fs.mkdirSync(path.dirname(out), { recursive: true })
-    execFileSync('cc', ['-O2', '-o', out, source])
-  }
-  return out
-}
 
 /**
  * Floods 127.0.0.1:port with the native sender and resolves with what it sent.
