@@ -618,6 +618,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Array names = Napi::Array::New(env);
   for (const std::string& name : BackendNames()) names.Set(names.Length(), name);
   exports.Set("backends", names);
+#ifdef DGRAM_RING_FAULTS
+  exports.Set("faultInjection", true);  // native/faults.h: test/faults.test.mjs runs
+#endif
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("stride", static_cast<uint32_t>(kTableStride));
   layout.Set("offset", static_cast<uint32_t>(kWordOffset));
