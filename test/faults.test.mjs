@@ -5,11 +5,12 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import path from 'node:path'
-import { backends, ring, root } from './lib/helpers.mjs'
+import { createRequire } from 'node:module'
+import { backends, root } from './lib/helpers.mjs'
 
-const skip = ring.faultInjection || process.env.DGRAM_RING_FAULTS_REQUIRED
-  ? false
-  : 'needs the fault-injection build: npm run test:asan runs this file'
+const { binding } = createRequire(import.meta.url)(path.join(root, 'dist', 'binding.js'))
+
+const skip = binding.faultInjection ? false : 'needs the fault-injection build: npm run test:asan runs this file'
 
 function scenario(name, env) {
   return new Promise((resolve) => {
