@@ -655,6 +655,9 @@ std::vector<std::string> BackendNames() {
 }
 
 std::unique_ptr<Backend> CreateBackend(const std::string& name, Sink* sink, uv_loop_s* loop) {
+#ifdef DGRAM_RING_FAULTS
+  if (name == "sync-close") return NewSyncCloseBackend(sink);
+#endif
 #ifdef _WIN32
   (void)loop;
   if (name == "iocp") return NewIocpBackend(sink);

@@ -116,6 +116,8 @@ for line in "${GYP[@]}"; do
   esac
 done
 ((${#SOURCES[@]})) || { echo "test:asan: binding.gyp lists no sources" >&2; exit 1; }
+# The test double test/lifetime.test.mjs uses (DGRAM_RING_FAULTS, below, names it).
+SOURCES+=(test/native/backend_sync_close.cc)
 # What node-gyp adds to every addon on Linux (see build/*.target.mk), and the
 # sanitizers. -O1 keeps reports readable and the run fast; frame pointers give
 # the fast unwinder whole stacks; -fno-sanitize-recover makes any UB fatal.
