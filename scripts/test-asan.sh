@@ -164,6 +164,7 @@ mkdir -p "$LOGS"
 ASAN_ENV=(
   LD_PRELOAD="$ASAN_RT $UBSAN_RT"
   DGRAM_RING_PREBUILD="$OUT"
+  TAP_TIMEOUT="$TIMEOUT"  # tap run as `node file` would otherwise stop a file after 30 s
   ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:exitcode=86:detect_leaks=1:detect_stack_use_after_return=1:detect_odr_violation=2:print_summary=1:log_path=$LOGS/asan"
   LSAN_OPTIONS="suppressions=$SUPP:print_suppressions=1:exitcode=86"
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:print_summary=1:exitcode=87:log_path=$LOGS/ubsan"
