@@ -54,6 +54,13 @@ export interface ListenOptions {
   ipv6Only?: boolean
   /** The receive backend; default `'auto'`. */
   backend?: BackendName
+  /**
+   * A receive thread keeps the ring filled while JavaScript runs (a garbage
+   * collection, a slow callback), as Windows' posted receives do, instead of
+   * the event loop reading the socket when it gets to it. POSIX backends;
+   * ignored on Windows, where receives are always posted. Default `false`.
+   */
+  thread?: boolean
   /** Aborting closes the socket and ends the stream, as `close()` does. */
   signal?: AbortSignal
 }
@@ -195,6 +202,7 @@ export function resolveOptions(options: ListenOptions | undefined): ResolvedOpti
       reuseAddr: boolean(options, 'reuseAddr'),
       reusePort: boolean(options, 'reusePort'),
       ipv6Only: boolean(options, 'ipv6Only'),
+      thread: options.thread === undefined ? process.env.DGRAM_RING_THREAD === '1' : boolean(options, 'thread'),
     },
     backend,
     highWaterMark,

@@ -237,6 +237,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     options.reuse_addr = o.Get("reuseAddr").ToBoolean();
     options.reuse_port = o.Get("reusePort").ToBoolean();
     options.ipv6_only = o.Get("ipv6Only").ToBoolean();
+    options.thread = o.Get("thread").ToBoolean();
     return options;
   }
 
