@@ -276,7 +276,8 @@ class MmsgBackend final : public Backend {
 #endif
   }
 
-  // Loop thread: wakes the receive thread to look at allowance_, filled_ and stop_ again.
+  // Loop thread: wakes the receive thread to look at allowance_, filled_ and
+  // stop_ again. (Thread mode costs this one descriptor more.)
   void Signal() {
 #ifdef __linux__
     uint64_t one = 1;
@@ -292,6 +293,8 @@ class MmsgBackend final : public Backend {
     Signal();
     pthread_join(thread_, nullptr);
     joined_ = true;
+    ::close(event_fd_);  // no one signals a joined thread
+    event_fd_ = -1;
   }
 
   static void* ReceiveThread(void* self) {

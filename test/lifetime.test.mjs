@@ -180,7 +180,9 @@ t.test('a stream never closed and no longer referenced is collected and its sock
   const result = JSON.parse(stdout)
   t.equal(result.rebound, true, 'collection closed the socket: the port is free')
   if (canCountFds) {
-    t.equal(result.open, result.before + 1, 'the socket took one descriptor')
+    // The receive thread's wake-up descriptor is one more (DGRAM_RING_THREAD=1 runs this file again).
+    const own = process.env.DGRAM_RING_THREAD === '1' ? 2 : 1
+    t.equal(result.open, result.before + own, `the socket took ${own} descriptor(s)`)
     t.equal(result.after, result.before, 'collection gave it back')
   }
 })

@@ -1,0 +1,91 @@
+// stream.batches(): whole DatagramBatches as an async iterator, under the same
+// credits as the Readable. It takes the stream's socket over (as dgram-ring/rx
+// does): the ring is granted `highWaterMark` less the datagrams of the
+// batches queued here, so a consumer that lags leaves fewer buffers posted.
+import type { DatagramBatch } from './datagram'
+import type { RingSocket } from './socket'
+import { closedError } from './errors'
+
+/** What batches() needs of the stream (DatagramStream provides it). */
+export interface BatchSource {
+  readonly readableHighWaterMark: number
+  readonly destroyed: boolean
+  readonly errored: Error | null
+  takeOver(onBatch: (batch: DatagramBatch) => void): RingSocket | undefined
+  onEnd(listener: (error?: Error) => void): () => void
+  destroy(): void
+}
+
+/** @internal the iterator behind DatagramStream.batches() */
+export function iterateBatches(source: BatchSource): AsyncIterableIterator<DatagramBatch> {
+  const highWaterMark = source.readableHighWaterMark
+  const step = Math.max(1, Math.floor(highWaterMark / 4))
+  const queue: DatagramBatch[] = []
+  let queued = 0 // datagrams in `queue`
+  let credits = 0 // the last grant less what arrived since
+  let ended = false
+  let failure: Error | undefined
+  let wake: (() => void) | undefined
+
+  const socket = source.takeOver((batch) => {
+    queue.push(batch)
+    queued += batch.length
+    credits = Math.max(0, credits - batch.length)
+    wake?.()
+  })
+  const forget = source.onEnd((error) => {
+    ended = true
+    failure ??= error
+    wake?.()
+  })
+  if (socket === undefined) {
+    ended = true
+    failure = source.errored ?? closedError('batches()')
+  }
+
+  const regrant = (): void => {
+    const free = highWaterMark - queued
+    if (socket === undefined || ended || free - credits < step) return
+    credits = free
+    socket.grant(free)
+  }
+  regrant()
+
+  const finish = (): IteratorResult<DatagramBatch> => {
+    forget()
+    return { done: true, value: undefined }
+  }
+
+  return {
+    async next(): Promise<IteratorResult<DatagramBatch>> {
+      for (;;) {
+        const batch = queue.shift()
+        if (batch !== undefined) {
+          queued -= batch.length
+          regrant()
+          return { done: false, value: batch }
+        }
+        if (failure !== undefined) {
+          const error = failure
+          failure = undefined
+          forget()
+          throw error
+        }
+        if (ended) return finish()
+        await new Promise<void>((resolve) => (wake = resolve))
+        wake = undefined
+      }
+    },
+    // Leaving the loop early (break, return, throw) ends the stream, as
+    // leaving a Readable's for-await does: nothing will read the rest.
+    async return(): Promise<IteratorResult<DatagramBatch>> {
+      if (!ended && !source.destroyed) source.destroy()
+      ended = true
+      queue.length = 0
+      return finish()
+    },
+    [Symbol.asyncIterator]() {
+      return this
+    },
+  }
+}
