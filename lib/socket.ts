@@ -2,6 +2,7 @@
 // handle), with the options that open it. Streams and Observables are built on
 // it; use it directly to drive credits yourself.
 import net from 'node:net'
+import util from 'node:util'
 import { binding, type NativeOptions, type NativeRingSocket } from './binding'
 import { DatagramBatch, formatIPv6, type AddressFamily } from './datagram'
 import {
@@ -97,7 +98,25 @@ export interface ResolvedOptions {
 const KNOWN_BACKENDS: readonly string[] = ['auto', 'recvmmsg', 'recvmsg', 'iocp', 'io_uring']
 const SOCKET_TYPES: readonly SocketType[] = ['udp4', 'udp6', 'raw4', 'raw6']
 
-function integer(options: ListenOptions, name: keyof ListenOptions, min: number, max: number, fallback: number): number {
+// Every option, in the order it is read.
+const OPTION_KEYS = [
+  'type', 'protocol', 'address', 'port', 'ringSize', 'bufferSize', 'highWaterMark',
+  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'backend', 'signal',
+] as const satisfies readonly (keyof ListenOptions)[]
+
+type OptionKey = (typeof OPTION_KEYS)[number]
+// What the caller passed, read once: each value is checked from here on, never re-read.
+type Snapshot = Record<OptionKey, unknown>
+
+// Reads every option exactly once (a getter or Proxy answers once; an error
+// it throws propagates as it is). Nothing else of `options` is touched.
+function snapshot(options: ListenOptions): Snapshot {
+  const values = {} as Snapshot
+  for (const key of OPTION_KEYS) values[key] = options[key]
+  return values
+}
+
+function integer(options: Snapshot, name: OptionKey, min: number, max: number, fallback: number): number {
   const value = options[name]
   if (value === undefined) return fallback
   if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value)
@@ -105,26 +124,45 @@ function integer(options: ListenOptions, name: keyof ListenOptions, min: number,
   return value
 }
 
-function boolean(options: ListenOptions, name: keyof ListenOptions): boolean {
+function boolean(options: Snapshot, name: OptionKey): boolean {
   const value = options[name]
   if (value === undefined) return false
   if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value)
   return value
 }
 
+const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')?.get
+
+// A real AbortSignal: not a Proxy, nor an object that merely inherits from
+// AbortSignal.prototype (its getters would throw once the stream uses it).
+function isAbortSignal(value: unknown): value is AbortSignal {
+  if (typeof value !== 'object' || value === null || util.types.isProxy(value) || !(value instanceof AbortSignal)) return false
+  try {
+    abortedGetter?.call(value)
+    return true
+  } catch {
+    return false
+  }
+}
+
 // What resolveOptions returned: a stream or Observable that validated its
 // options passes them on without the socket validating them again.
 const resolvedOptions = new WeakSet<ResolvedOptions>()
 
-/** @internal Validates options: throws a TypeError or RangeError with a `code` for anything wrong. */
-export function resolveOptions(options: ListenOptions | undefined): ResolvedOptions {
-  if (options === undefined) options = {}
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw invalidArgType('options', 'of type object', options)
+/**
+ * @internal Validates options: throws a TypeError or RangeError with a `code` for anything wrong.
+ * Reads every option of `options` once, then checks only what it read: the
+ * result (frozen, plain data) is all the native side ever sees.
+ */
+export function resolveOptions(input: ListenOptions | undefined): ResolvedOptions {
+  if (input === undefined) input = {}
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw invalidArgType('options', 'of type object', input)
   }
-  let address = options.address
-  if (address !== undefined && typeof address !== 'string') throw invalidArgType('address', 'of type string', address)
-  let type = options.type
+  const options = snapshot(input)
+  if (options.address !== undefined && typeof options.address !== 'string') throw invalidArgType('address', 'of type string', options.address)
+  let address = options.address as string | undefined
+  let type = options.type as SocketType | undefined
   if (type !== undefined && !SOCKET_TYPES.includes(type)) {
     throw invalidArgValue('type', `must be one of ${SOCKET_TYPES.map((t) => `'${t}'`).join(', ')}`, type)
   }
@@ -138,11 +176,12 @@ export function resolveOptions(options: ListenOptions | undefined): ResolvedOpti
   }
   type ??= 'udp4'
   const raw = type === 'raw4' || type === 'raw6'
-  if (options.port !== undefined && (typeof options.port !== 'number' || !Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) {
-    if (typeof options.port !== 'number') throw invalidArgType('port', 'of type number', options.port)
-    throw badPort(options.port)
+  const port = options.port
+  if (port !== undefined) {
+    if (typeof port !== 'number') throw invalidArgType('port', 'of type number', port)
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw badPort(port)
+    if (raw && port !== 0) throw invalidArgValue('port', 'does not apply to raw sockets', port)
   }
-  if (raw && options.port) throw invalidArgValue('port', 'does not apply to raw sockets', options.port)
   if (!raw && options.protocol !== undefined) throw invalidArgValue('protocol', 'applies only to raw sockets', options.protocol)
   if (raw && options.protocol === undefined) throw invalidArgValue('protocol', `is required for a '${type}' socket`, options.protocol)
   const protocol = raw ? integer(options, 'protocol', 1, 255, 0) : 0
@@ -157,25 +196,21 @@ export function resolveOptions(options: ListenOptions | undefined): ResolvedOpti
   }
   if (backend !== 'auto' && !binding.backends.includes(backend)) throw backendUnavailable(backend, binding.backends)
   const signal = options.signal
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an instance of AbortSignal', signal)
-  const resolved: ResolvedOptions = {
-    native: {
-      ipv6: ipv6Type(type),
-      raw,
-      protocol,
-      address: address ?? '',
-      port: options.port ?? 0,
-      ringSize,
-      bufferSize,
-      recvBufferSize,
-      reuseAddr: boolean(options, 'reuseAddr'),
-      reusePort: boolean(options, 'reusePort'),
-      ipv6Only: boolean(options, 'ipv6Only'),
-    },
-    backend,
-    highWaterMark,
-    signal,
-  }
+  if (signal !== undefined && !isAbortSignal(signal)) throw invalidArgType('signal', 'an instance of AbortSignal', signal)
+  const native: NativeOptions = Object.freeze({
+    ipv6: ipv6Type(type),
+    raw,
+    protocol,
+    address: address ?? '',
+    port: port ?? 0,
+    ringSize,
+    bufferSize,
+    recvBufferSize,
+    reuseAddr: boolean(options, 'reuseAddr'),
+    reusePort: boolean(options, 'reusePort'),
+    ipv6Only: boolean(options, 'ipv6Only'),
+  })
+  const resolved: ResolvedOptions = Object.freeze({ native, backend, highWaterMark, signal })
   resolvedOptions.add(resolved)
   return resolved
 }

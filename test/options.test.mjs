@@ -19,6 +19,8 @@ const invalid = [
   [{ port: 1.5 }, RangeError, 'ERR_SOCKET_BAD_PORT'],
   [{ port: NaN }, RangeError, 'ERR_SOCKET_BAD_PORT'],
   [{ port: '80' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  [{ port: new Number(80) }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  [{ port: { valueOf: () => 80 } }, TypeError, 'ERR_INVALID_ARG_TYPE'],
   [{ ringSize: 0 }, RangeError, 'ERR_OUT_OF_RANGE'],
   [{ ringSize: 65537 }, RangeError, 'ERR_OUT_OF_RANGE'],
   [{ ringSize: 2.5 }, RangeError, 'ERR_OUT_OF_RANGE'],

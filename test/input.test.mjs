@@ -1,0 +1,164 @@
+// What callers hand in: options are read once and checked before anything
+// reaches native code (no getter, Proxy or valueOf can change what binds or
+// abort the process); every argument check has a code; link-local zones bind
+// the zone's interface; and what a batch hands out can be copied or posted
+// without breaking its batch-mates.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import os from 'node:os'
+import path from 'node:path'
+import { MessageChannel } from 'node:worker_threads'
+import { firstValueFrom, of, toArray } from 'rxjs'
+import { fromDatagrams, mergeMapWithBackpressure } from 'dgram-ring/rx'
+import { client, listenFor, ring, root, sendAll, sleep } from './lib/helpers.mjs'
+
+const isLinuxRoot = process.platform === 'linux' && process.getuid?.() === 0
+const run = (file, args) =>
+  new Promise((resolve) =>
+    execFile(file, args, { timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? error.code ?? error.signal : 0, stdout, stderr })),
+  )
+const fixture = (name) => path.join(root, 'test', 'fixtures', name)
+
+const OPTION_KEYS = [
+  'type', 'protocol', 'address', 'port', 'ringSize', 'bufferSize', 'highWaterMark',
+  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'backend', 'signal',
+]
+
+// A Proxy over `target` that counts every trap, by trap and key.
+function counting(target) {
+  const counts = {}
+  const note = (trap, key) => {
+    const name = `${trap} ${String(key)}`
+    counts[name] = (counts[name] ?? 0) + 1
+  }
+  const proxy = new Proxy(target, {
+    get: (o, key, receiver) => (note('get', key), Reflect.get(o, key, receiver)),
+    has: (o, key) => (note('has', key), Reflect.has(o, key)),
+    ownKeys: (o) => (note('ownKeys', ''), Reflect.ownKeys(o)),
+    getOwnPropertyDescriptor: (o, key) => (note('getOwnPropertyDescriptor', key), Reflect.getOwnPropertyDescriptor(o, key)),
+  })
+  return { proxy, counts }
+}
+
+const readOnce = (keys) => Object.fromEntries(keys.map((key) => [`get ${key}`, 1]))
+
+t.test('every option is read exactly once, by every entry point', async (t) => {
+  const target = () => ({ address: '127.0.0.1', port: 0, ringSize: 8, signal: new AbortController().signal })
+
+  let { proxy, counts } = counting(target())
+  const stream = await listenFor(t, proxy)
+  t.same(counts, readOnce(OPTION_KEYS), 'listen()')
+  t.ok(stream.address().port > 0)
+
+  ;({ proxy, counts } = counting(target()))
+  const direct = new ring.DatagramStream(proxy)
+  t.teardown(() => direct.close())
+  t.same(counts, readOnce(OPTION_KEYS), 'new DatagramStream()')
+
+  ;({ proxy, counts } = counting(target()))
+  const socket = new ring.RingSocket(proxy, () => {}, () => {})
+  t.teardown(() => socket.close())
+  t.same(counts, readOnce(OPTION_KEYS), 'new RingSocket()')
+
+  ;({ proxy, counts } = counting({ ...target(), onListening: () => {} }))
+  const subscription = fromDatagrams(proxy).subscribe()
+  t.same(counts, readOnce([...OPTION_KEYS, 'onListening']), 'fromDatagrams() (one subscription)')
+  subscription.unsubscribe()
+})
+
+t.test('a getter that changes its answer: what it said first binds, never a later answer', async (t) => {
+  // `port` answers `first` once, then `later` for ever.
+  const flipping = (first, later) => {
+    let reads = 0
+    return {
+      address: '127.0.0.1',
+      get port() {
+        return reads++ === 0 ? first : later
+      },
+    }
+  }
+  for (const [first, later] of [[70000, 0], [-1, 0], [65536, 1]]) {
+    t.throws(() => new ring.RingSocket(flipping(first, later), () => {}, () => {}), { code: 'ERR_SOCKET_BAD_PORT' }, `${first} then ${later}`)
+    await t.rejects(ring.listen(flipping(first, later)), { code: 'ERR_SOCKET_BAD_PORT' }, `listen: ${first} then ${later}`)
+  }
+  for (const later of [70000, -1, 65535, '80', NaN]) {
+    const stream = await listenFor(t, flipping(0, later))
+    const { port } = stream.address()
+    t.ok(port > 0 && port !== (later & 0xffff), `0 then ${String(later)}: bound port ${port}, the OS's pick`)
+  }
+})
+
+t.test('hostile values and getters never reach native code (child process: a fatal error would end it)', async (t) => {
+  const { code, stdout, stderr } = await run(process.execPath, [fixture('option-reads.mjs'), root])
+  t.equal(code, 0, `exit code (134 is a native FATAL ERROR)\n${stderr}`)
+  t.notMatch(stderr, /FATAL/)
+  const { results, valueOfCalls } = JSON.parse(stdout)
+  t.equal(valueOfCalls, 0, 'no valueOf of the caller is ever called')
+  t.ok(results.length > 0)
+  for (const r of results) {
+    const label = `${r.entry}: port 0 for ${r.valid} reads, then ${r.hostile}`
+    if (r.valid === 0) {
+      // The one read gets the hostile value: a coded validation error.
+      const expected = r.hostile === '70000' || r.hostile === '-1' ? 'ERR_SOCKET_BAD_PORT' : 'ERR_INVALID_ARG_TYPE'
+      t.match(r, { outcome: 'threw', code: expected }, label)
+    } else {
+      t.match(r, { outcome: 'bound' }, label)
+      t.not(r.port, 4464, `${label}: not 70000 truncated to 16 bits`)
+      t.not(r.port, 65535, `${label}: not -1 as 16 bits`)
+    }
+  }
+})
+
+t.test('objects are never converted: a Number or String object is the wrong type', async (t) => {
+  let conversions = 0
+  const boxed = (value) => Object.assign(Object(value), {
+    valueOf: () => (conversions++, value),
+    toString: () => (conversions++, String(value)),
+  })
+  const cases = {
+    port: boxed(0),
+    ringSize: boxed(8),
+    bufferSize: boxed(2048),
+    highWaterMark: boxed(8),
+    recvBufferSize: boxed(1 << 20),
+    address: boxed('127.0.0.1'),
+    backend: boxed('auto'),
+    type: boxed('udp4'),
+    reuseAddr: boxed(true),
+    protocol: boxed(1),
+  }
+  for (const [name, value] of Object.entries(cases)) {
+    const options = name === 'protocol' ? { type: 'raw4', protocol: value } : { [name]: value }
+    const code = name === 'type' ? 'ERR_INVALID_ARG_VALUE' : 'ERR_INVALID_ARG_TYPE'
+    t.throws(() => new ring.RingSocket(options, () => {}, () => {}), { constructor: TypeError, code }, name)
+  }
+  t.equal(conversions, 0, 'no valueOf/toString called')
+})
+
+t.test('a getter that throws: its error propagates as a normal exception', async (t) => {
+  const boom = new Error('boom')
+  const options = { get port() { throw boom } }
+  t.throws(() => new ring.RingSocket(options, () => {}, () => {}), boom)
+  t.throws(() => new ring.DatagramStream(options), boom)
+  await t.rejects(ring.listen(options), boom)
+  const thrown = new Proxy({}, { get() { throw boom } })
+  await t.rejects(ring.listen(thrown), boom, 'a Proxy whose get throws')
+  const error = await firstValueFrom(fromDatagrams(thrown)).catch((e) => e)
+  t.equal(error, boom, 'fromDatagrams: an error notification')
+})
+
+t.test('error messages never run the caller\'s code', async (t) => {
+  let calls = 0
+  const trap = new Proxy({}, {
+    get: () => { calls++; throw new Error('trap') },
+    getPrototypeOf: () => { calls++; throw new Error('trap') },
+  })
+  t.throws(() => new ring.RingSocket({ port: trap }, () => {}, () => {}), { code: 'ERR_INVALID_ARG_TYPE' }, 'port')
+  t.throws(() => new ring.RingSocket({ type: trap }, () => {}, () => {}), { code: 'ERR_INVALID_ARG_VALUE' }, 'type')
+  t.equal(calls, 0)
+})
+
+t.test('an object that merely claims to be an AbortSignal is refused', async (t) => {
+  const fake = Object.create(AbortSignal.prototype)
+  t.throws(() => new ring.DatagramStream({ signal: fake }), { constructor: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+})
