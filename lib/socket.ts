@@ -33,7 +33,10 @@ export interface ListenOptions {
    * packets (the payload after the IPv6 header, on Linux). Raw sockets need `protocol` and privilege.
    */
   type?: SocketType
-  /** IP protocol number of a raw socket (1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6, …), 1 to 255. Raw sockets only. */
+  /**
+   * IP protocol number of a raw socket (1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6, …), 1 to 254. Raw sockets
+   * only. 255 (IPPROTO_RAW) is refused: such a socket can only send.
+   */
   protocol?: number
   /** Numeric address to bind (or `'localhost'`); default: the wildcard (`0.0.0.0` / `::`). */
   address?: string
@@ -97,6 +100,8 @@ export interface ResolvedOptions {
 
 const KNOWN_BACKENDS: readonly string[] = ['auto', 'recvmmsg', 'recvmsg', 'iocp', 'io_uring']
 const SOCKET_TYPES: readonly SocketType[] = ['udp4', 'udp6', 'raw4', 'raw6']
+/** IPPROTO_RAW: a raw socket of this protocol only sends (the caller writes the IP header); it never receives. */
+const IPPROTO_RAW = 255
 
 // Every option, in the order it is read.
 const OPTION_KEYS = [
@@ -168,9 +173,9 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
   }
   const ipv6Type = (t: SocketType): boolean => t === 'udp6' || t === 'raw6'
   if (address === 'localhost') address = type !== undefined && ipv6Type(type) ? '::1' : '127.0.0.1'
-  if (address !== undefined && address !== '') {
+  if (address !== undefined) {
     const family = net.isIP(address)
-    if (family === 0) throw invalidArgValue('address', 'must be a numeric IPv4 or IPv6 address', address)
+    if (family === 0) throw invalidArgValue('address', 'must be a numeric IPv4 or IPv6 address (omit it for the wildcard)', address)
     type ??= family === 6 ? 'udp6' : 'udp4'
     if (ipv6Type(type) !== (family === 6)) throw invalidArgValue('address', `is not an address of type '${type}'`, address)
   }
@@ -185,6 +190,9 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
   if (!raw && options.protocol !== undefined) throw invalidArgValue('protocol', 'applies only to raw sockets', options.protocol)
   if (raw && options.protocol === undefined) throw invalidArgValue('protocol', `is required for a '${type}' socket`, options.protocol)
   const protocol = raw ? integer(options, 'protocol', 1, 255, 0) : 0
+  if (protocol === IPPROTO_RAW) {
+    throw invalidArgValue('protocol', 'is IPPROTO_RAW (255): such a socket can only send (the caller writes the IP header), never receive', protocol)
+  }
   const ringSize = integer(options, 'ringSize', 1, 65536, 256)
   const bufferSize = integer(options, 'bufferSize', 1, 65535, 2048)
   const highWaterMark = integer(options, 'highWaterMark', 1, 2 ** 31 - 1, ringSize)
