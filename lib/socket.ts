@@ -247,7 +247,8 @@ export class RingSocket {
 
   /**
    * Opens and binds the socket (synchronously). Throws a TypeError/RangeError
-   * for bad options, or a system error (`code` `EADDRINUSE`, `EACCES`, …).
+   * with a `code` for bad options or callbacks that are not functions, or a
+   * system error (`code` `EADDRINUSE`, `EACCES`, …).
    * @param onBatch called with every batch, on the event loop
    * @param onError called if the ring stops on a system error (the socket stays open until `close()`)
    */
@@ -256,6 +257,8 @@ export class RingSocket {
     onBatch: (batch: DatagramBatch) => void,
     onError: (error: Error) => void,
   ) {
+    if (typeof onBatch !== 'function') throw invalidArgType('onBatch', 'of type function', onBatch, 'argument')
+    if (typeof onError !== 'function') throw invalidArgType('onError', 'of type function', onError, 'argument')
     const resolved = resolvedOptions.has(options as ResolvedOptions) ? (options as ResolvedOptions) : resolveOptions(options as ListenOptions)
     const native = resolved.native
     this.#ringSize = native.ringSize
@@ -291,8 +294,14 @@ export class RingSocket {
     return this.#closing !== undefined
   }
 
-  /** Allows `credits` more datagrams from now on (replacing the previous grant). Ignored after close. */
+  /**
+   * Allows `credits` more datagrams from now on (replacing the previous grant;
+   * below 0 is 0). Ignored after close. Throws `ERR_INVALID_ARG_TYPE` for a
+   * non-number, `ERR_OUT_OF_RANGE` for NaN.
+   */
   grant(credits: number): void {
+    if (typeof credits !== 'number') throw invalidArgType('credits', 'of type number', credits, 'argument')
+    if (Number.isNaN(credits)) throw outOfRange('credits', 'a number', credits, 'argument')
     if (this.#closing === undefined) this.#handle.grant(Math.max(0, Math.min(credits, 2 ** 32 - 1)))
   }
 

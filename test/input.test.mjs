@@ -162,3 +162,21 @@ t.test('an object that merely claims to be an AbortSignal is refused', async (t)
   const fake = Object.create(AbortSignal.prototype)
   t.throws(() => new ring.DatagramStream({ signal: fake }), { constructor: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
 })
+
+t.test('RingSocket refuses callbacks that are not functions, before it opens a socket', async (t) => {
+  for (const bad of [undefined, null, 'f', {}, 1]) {
+    t.throws(() => new ring.RingSocket({ address: '127.0.0.1' }, bad, () => {}), { constructor: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"onBatch"/ })
+    t.throws(() => new ring.RingSocket({ address: '127.0.0.1' }, () => {}, bad), { constructor: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"onError"/ })
+  }
+})
+
+t.test('RingSocket.grant() takes a number of credits', async (t) => {
+  const socket = new ring.RingSocket({ address: '127.0.0.1' }, () => {}, () => {})
+  t.teardown(() => socket.close())
+  for (const bad of [Symbol('n'), '5', 5n, { valueOf: () => 5 }]) {
+    t.throws(() => socket.grant(bad), { constructor: TypeError, code: 'ERR_INVALID_ARG_TYPE' }, typeof bad)
+  }
+  t.throws(() => socket.grant(NaN), { constructor: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  socket.grant(0)
+  socket.grant(Infinity)
+})
