@@ -57,9 +57,9 @@ export class DatagramBatch implements Iterable<Datagram> {
     this.bytes = new Uint8Array(buffer)
   }
 
-  /** The datagram at `index` (0 ≤ index < length). */
+  /** The datagram at `index`, an integer with 0 ≤ index < length; undefined for any other index. */
   at(index: number): Datagram | undefined {
-    return index >= 0 && index < this.length ? new Datagram(this, index) : undefined
+    return Number.isInteger(index) && index >= 0 && index < this.length ? new Datagram(this, index) : undefined
   }
 
   *[Symbol.iterator](): IterableIterator<Datagram> {

@@ -180,3 +180,27 @@ t.test('RingSocket.grant() takes a number of credits', async (t) => {
   socket.grant(0)
   socket.grant(Infinity)
 })
+
+// Sends `payloads` to a RingSocket that has no credits yet, then grants: the
+// kernel's queue holds them all, so they arrive in one batch.
+async function oneBatch(t, payloads) {
+  const batches = []
+  const socket = new ring.RingSocket({ address: '127.0.0.1', ringSize: 16 }, (batch) => batches.push(batch), (error) => t.error(error))
+  t.teardown(() => socket.close())
+  await sendAll(client(t), payloads, socket.address().port, '127.0.0.1')
+  await sleep(50)
+  socket.grant(16)
+  for (let i = 0; i < 200 && batches.length === 0; i++) await sleep(10)
+  t.equal(batches.length, 1, 'one batch')
+  t.equal(batches[0]?.length, payloads.length, 'holding every datagram')
+  return batches[0]
+}
+
+const PAYLOADS = ['first', 'second', 'third'].map((s) => Buffer.from(s))
+const payloadsOf = (batch) => [...batch].map((d) => d.data.toString())
+
+t.test('DatagramBatch.at() takes an integer index, nothing else', async (t) => {
+  const batch = await oneBatch(t, PAYLOADS)
+  t.equal(batch.at(1).data.toString(), 'second')
+  for (const index of [1.5, 0.1, NaN, -1, 3, Infinity, -Infinity]) t.equal(batch.at(index), undefined, String(index))
+})
