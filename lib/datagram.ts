@@ -4,6 +4,7 @@
 // and address strings come from a cache instead of being formatted per packet.
 import { Buffer } from 'node:buffer'
 import util from 'node:util'
+import { markAsUntransferable } from 'node:worker_threads'
 import { binding } from './binding'
 
 const T = binding.table
@@ -51,6 +52,11 @@ export class DatagramBatch implements Iterable<Datagram> {
 
   /** @internal batches are made by the socket */
   constructor(buffer: ArrayBuffer, count: number) {
+    // Every payload of the batch is a view of this one slab: transferring it
+    // (postMessage(d.data, [d.data.buffer])) would empty every other datagram.
+    // Marked as Node marks its Buffer pool: a transfer copies instead (or, in
+    // newer Node, throws a DataCloneError).
+    markAsUntransferable(buffer)
     this.buffer = buffer
     this.length = count
     this.table = new Uint32Array(buffer, 0, count * T.stride)

@@ -204,3 +204,30 @@ t.test('DatagramBatch.at() takes an integer index, nothing else', async (t) => {
   t.equal(batch.at(1).data.toString(), 'second')
   for (const index of [1.5, 0.1, NaN, -1, 3, Infinity, -Infinity]) t.equal(batch.at(index), undefined, String(index))
 })
+
+t.test('transferring a payload copies it or throws, and its batch-mates keep theirs', async (t) => {
+  const batch = await oneBatch(t, PAYLOADS)
+  const first = batch.at(0)
+  const { port1, port2 } = new MessageChannel()
+  t.teardown(() => port1.close())
+  const received = new Promise((resolve) => port2.once('message', resolve))
+  let threw
+  try {
+    port1.postMessage(first.data, [first.data.buffer])
+  } catch (error) {
+    threw = error
+  }
+  if (threw) t.match(threw, { name: 'DataCloneError' }, 'postMessage refuses to transfer')
+  else t.equal(Buffer.from(await received).toString(), 'first', 'postMessage sent a copy')
+  t.equal(batch.buffer.byteLength > 0, true, 'postMessage left the slab attached')
+  t.same(payloadsOf(batch), ['first', 'second', 'third'], 'every datagram still reads its payload after postMessage')
+  try {
+    const clone = structuredClone(first.data, { transfer: [first.data.buffer] })
+    t.equal(Buffer.from(clone).toString(), 'first', 'structuredClone copied')
+  } catch (error) {
+    t.match(error, { name: 'DataCloneError' }, 'structuredClone refuses to transfer')
+  }
+  t.equal(batch.buffer.byteLength > 0, true, 'structuredClone left the slab attached')
+  t.same(payloadsOf(batch), ['first', 'second', 'third'], 'every datagram still reads its payload after structuredClone')
+  t.equal(first.data.toString(), 'first')
+})
