@@ -231,3 +231,31 @@ t.test('transferring a payload copies it or throws, and its batch-mates keep the
   t.same(payloadsOf(batch), ['first', 'second', 'third'], 'every datagram still reads its payload after structuredClone')
   t.equal(first.data.toString(), 'first')
 })
+
+t.test('toObject(): plain fields and a copied payload, for spread, structuredClone and postMessage', async (t) => {
+  const batch = await oneBatch(t, PAYLOADS)
+  const d = batch.at(1)
+  t.same({ ...d }, {}, 'spreading a Datagram copies nothing: its fields are getters on the prototype')
+  const o = d.toObject()
+  t.equal(Object.getPrototypeOf(o), Object.prototype, 'a plain object')
+  t.ok(Buffer.isBuffer(o.data))
+  t.equal(o.data.toString(), 'second')
+  t.not(o.data.buffer, batch.buffer, 'the payload is a copy, not a view of the slab')
+  o.data[0] = 0x53
+  t.equal(d.data.toString(), 'second', 'changing the copy leaves the datagram alone')
+  for (const field of ['remoteAddress', 'remotePort', 'family', 'localAddress', 'interfaceIndex', 'truncated', 'controlTruncated', 'broadcast', 'multicast']) {
+    if (d[field] === undefined) t.notOk(field in o, `${field} absent, as in toJSON()`)
+    else t.equal(o[field], d[field], field)
+  }
+  t.same(Object.keys(o).filter((k) => k !== 'data'), Object.keys(d.toJSON()).filter((k) => k !== 'data'), 'the fields of toJSON()')
+  const clone = structuredClone(d.toObject())
+  t.same({ ...clone, data: Buffer.from(clone.data).toString() }, { ...d.toJSON(), data: 'second' }, 'structuredClone keeps everything')
+  const { port1, port2 } = new MessageChannel()
+  t.teardown(() => port1.close())
+  const received = new Promise((resolve) => port2.once('message', resolve))
+  const sent = d.toObject()
+  port1.postMessage(sent, [sent.data.buffer])
+  const message = await received
+  t.equal(Buffer.from(message.data).toString(), 'second', 'the copy transfers')
+  t.same(payloadsOf(batch), ['first', 'second', 'third'], 'the batch is untouched')
+})
