@@ -181,6 +181,22 @@ t.test('RingSocket.grant() takes a number of credits', async (t) => {
   socket.grant(Infinity)
 })
 
+t.test('mergeMapWithBackpressure checks its arguments when called', async (t) => {
+  for (const concurrency of [0, -1, 0.5, 1.5, NaN, -Infinity]) {
+    t.throws(() => mergeMapWithBackpressure((x) => of(x), concurrency), { constructor: RangeError, code: 'ERR_OUT_OF_RANGE' }, String(concurrency))
+  }
+  for (const concurrency of ['2', null, 2n]) {
+    t.throws(() => mergeMapWithBackpressure((x) => of(x), concurrency), { constructor: TypeError, code: 'ERR_INVALID_ARG_TYPE' }, String(concurrency))
+  }
+  for (const project of [undefined, 'f', {}]) {
+    t.throws(() => mergeMapWithBackpressure(project), { constructor: TypeError, code: 'ERR_INVALID_ARG_TYPE' }, String(project))
+  }
+  // What is valid still works, on any source.
+  t.same(await firstValueFrom(of(1, 2, 3).pipe(mergeMapWithBackpressure((x) => of(x * 2), 1), toArray())), [2, 4, 6])
+  t.same(await firstValueFrom(of(1, 2).pipe(mergeMapWithBackpressure((x) => of(x), Infinity), toArray())), [1, 2])
+  t.same(await firstValueFrom(of(1, 2).pipe(mergeMapWithBackpressure((x) => of(x)), toArray())), [1, 2])
+})
+
 // Sends `payloads` to a RingSocket that has no credits yet, then grants: the
 // kernel's queue holds them all, so they arrive in one batch.
 async function oneBatch(t, payloads) {
