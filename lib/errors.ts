@@ -98,13 +98,22 @@ export function backendUnavailable(name: string, available: readonly string[]): 
 /**
  * Turns what the native side threw or reported (an Error with `errno` and
  * `syscall`, or one with a `code`) into the error users see: for a system
- * error, `code` is the OS's error name and the message says what failed where.
+ * error, `code` is the OS's error name and the message says what failed where
+ * (for a link-local address, which zone did not resolve).
  */
 export function fromNative(error: unknown, where?: { address: string; port: number }): Error {
   if (!(error instanceof Error)) return new Error(String(error))
   const native = error as Error & { errno?: unknown; syscall?: unknown; code?: unknown }
   if (typeof native.errno !== 'number' || typeof native.syscall !== 'string') return error
-  return systemError(native.errno, native.syscall, native.syscall === 'bind' ? where : undefined)
+  const resolving = native.syscall === 'getaddrinfo'
+  const system = systemError(native.errno, native.syscall, native.syscall === 'bind' || resolving ? where : undefined)
+  // The address itself was checked before (net.isIP): what failed to resolve is its zone.
+  const zone = where?.address.indexOf('%') ?? -1
+  if (resolving && zone >= 0) {
+    system.message += `: the zone '${where?.address.slice(zone + 1)}' names no network interface of this host`
+    if (process.platform === 'win32') system.message += ' (on Windows, give the interface index)'
+  }
+  return system
 }
 
 /** A system error from a negative libuv-style errno, named as Node names it. */

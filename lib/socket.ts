@@ -38,7 +38,10 @@ export interface ListenOptions {
    * only. 255 (IPPROTO_RAW) is refused: such a socket can only send.
    */
   protocol?: number
-  /** Numeric address to bind (or `'localhost'`); default: the wildcard (`0.0.0.0` / `::`). */
+  /**
+   * Numeric address to bind (or `'localhost'`); default (when absent): the wildcard (`0.0.0.0` / `::`).
+   * An IPv6 address may carry a zone, `'fe80::1%eth0'` or `'fe80::1%2'` (on Windows, an index only).
+   */
   address?: string
   /** Port to bind; default 0 (the OS picks one: see `address()`). UDP only. */
   port?: number

@@ -275,3 +275,49 @@ t.test('toObject(): plain fields and a copied payload, for spread, structuredClo
   t.equal(Buffer.from(message.data).toString(), 'second', 'the copy transfers')
   t.same(payloadsOf(batch), ['first', 'second', 'third'], 'the batch is untouched')
 })
+
+t.test('link-local zones', async (t) => {
+  const bind = async (...addresses) => {
+    const { code, stdout, stderr } = await run(process.execPath, [fixture('zone-bind.mjs'), root, ...addresses])
+    t.equal(code, 0, stderr)
+    return JSON.parse(stdout)
+  }
+
+  t.test('an unknown zone fails and names the zone; a zone on a loopback address binds, as in node:dgram', async (t) => {
+    const results = await bind('fe80::1%nosuchif', 'fe80::1%lo', '::1%lo')
+    t.match(results['fe80::1%nosuchif'], { bound: false, message: /nosuchif/ })
+    // Loopback has no fe80::1 here (the namespace test below adds one).
+    const onLo = results['fe80::1%lo']
+    if (onLo.bound) t.equal(onLo.address, 'fe80::1')
+    else t.match(onLo, { code: /^(EADDRNOTAVAIL|EINVAL)$/, message: /fe80::1%lo/ })
+    if (process.platform !== 'win32') t.match(results['::1%lo'], { bound: true, address: '::1' })
+  })
+
+  // A link-local address this host has: it binds on its own interface only.
+  const linkLocal = Object.entries(os.networkInterfaces())
+    .flatMap(([name, addresses]) => addresses.map((a) => ({ name, ...a })))
+    .find((a) => a.family === 'IPv6' && a.address.startsWith('fe80:') && a.scopeid > 0 && a.name !== 'lo')
+  t.test("a host's link-local address binds with its zone, by name and by index, and not on another interface", { skip: linkLocal === undefined || process.platform === 'win32' ? 'no link-local address here' : false }, async (t) => {
+    const { address, name, scopeid } = linkLocal
+    const results = await bind(`${address}%${name}`, `${address}%${scopeid}`, `${address}%lo`)
+    t.match(results[`${address}%${name}`], { bound: true, address })
+    t.match(results[`${address}%${scopeid}`], { bound: true, address })
+    t.match(results[`${address}%lo`], { bound: false, code: 'EADDRNOTAVAIL', message: new RegExp(`%lo`) })
+  })
+
+  t.test('fe80::1%lo binds in a network namespace where loopback has fe80::1', { skip: isLinuxRoot ? false : 'needs Linux and root for unshare -n' }, async (t) => {
+    const script = [
+      'ip link set lo up',
+      'ip -6 addr add fe80::1/64 dev lo nodad',
+      `exec "${process.execPath}" "${fixture('zone-bind.mjs')}" "${root}" fe80::1%lo fe80::1%1 fe80::1 fe80::1%nosuchif`,
+    ].join(' && ')
+    const { code, stdout, stderr } = await run('unshare', ['-n', 'sh', '-c', script])
+    if (code !== 0 && /unshare|Operation not permitted/.test(stderr)) return t.skip(`no network namespace here: ${stderr.trim()}`)
+    t.equal(code, 0, stderr)
+    const results = JSON.parse(stdout)
+    t.match(results['fe80::1%lo'], { bound: true, address: 'fe80::1' })
+    t.match(results['fe80::1%1'], { bound: true, address: 'fe80::1' })
+    t.match(results['fe80::1'], { bound: false, code: 'EINVAL' }, 'without a zone the kernel refuses')
+    t.match(results['fe80::1%nosuchif'], { bound: false, message: /nosuchif/ })
+  })
+})

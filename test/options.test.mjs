@@ -13,6 +13,8 @@ const invalid = [
   [{ address: 7 }, TypeError, 'ERR_INVALID_ARG_TYPE'],
   [{ address: 'not an address' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
   [{ address: '' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+  [{ address: 'fe80::1%' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+  [{ address: '127.0.0.1%lo' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
   [{ address: '::1', type: 'udp4' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
   [{ address: '127.0.0.1', type: 'udp6' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
   [{ port: -1 }, RangeError, 'ERR_SOCKET_BAD_PORT'],
