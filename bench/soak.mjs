@@ -28,7 +28,7 @@
 //               third of a 20 s run sees ~1.3 M datagrams, so ~6 bytes a
 //               datagram (or one leaked 2 KiB slot in ~300) fails the run.
 //   accounting  after the flood, reading until nothing arrives for
-//               --idle-ms, then close(): received + kernelDrops === sent, to
+//               --idle-ms, then close(): received + kernelDrops + discarded === sent, to
 //               the datagram, and the consumer saw every datagram received.
 // Exit code 0 when both hold, 1 when one does not, 2 if the run itself failed
 // (sender error, timeout). Linux only (blast.c, SO_MEMINFO drop counter).
@@ -247,7 +247,7 @@ const drops = final.kernelDrops
 const checks = {
   run: !runError && !consumerError && consumed === final.received,
   rss: samples.length >= 6 && middleMax > 0 && growth <= tolerance,
-  accounting: typeof drops === 'number' && final.received + drops === sent,
+  accounting: typeof drops === 'number' && final.received + drops + final.discarded === sent,
 }
 const result = {
   seconds: o.seconds,
@@ -260,6 +260,7 @@ const result = {
   consumed,
   consumedBytes,
   kernelDrops: drops,
+  discarded: final.discarded,
   peakPosted: final.peakPosted,
   batches: final.batches,
   rssMiB: { warmupMax: +MiB(warmupMax), middleMax: +MiB(middleMax), lastMax: +MiB(lastMax), growth: +MiB(growth), tolerance: +MiB(tolerance), maxSeen: +MiB(maxRssSeen) },
@@ -277,7 +278,7 @@ console.log(
     `growth ${MiB(growth)} (tolerance ${MiB(tolerance)}) -> ${checks.rss ? 'flat' : 'GROWING'}`,
 )
 console.log(
-  `accounting: received ${final.received} + kernelDrops ${drops} = ${final.received + (drops ?? NaN)} ` +
+  `accounting: received ${final.received} + kernelDrops ${drops} + discarded ${final.discarded} = ${final.received + (drops ?? NaN) + final.discarded} ` +
     `${checks.accounting ? '===' : '!=='} sent ${sent} (off by ${final.received + (drops ?? NaN) - sent})`,
 )
 if (runError) console.log(`run: FAILED: ${runError.stack ?? runError}`)

@@ -30,7 +30,10 @@ export interface NativeRingSocket {
   grant(credits: number): void
   stats(): RingStats
   address(): NativeAddress
-  close(callback: () => void): void
+  /** Drains what the kernel holds into onbatch (or, with `discard`, throws it away), then calls `callback`. */
+  close(callback: (() => void) | undefined, discard: boolean): void
+  ref(): void
+  unref(): void
 }
 
 export interface Binding {
@@ -39,6 +42,7 @@ export interface Binding {
     options: NativeOptions,
     onbatch: (buffer: ArrayBuffer, count: number) => void,
     onerror: (errno: number, syscall: string) => void,
+    onwarning: (errno: number, syscall: string) => void,
   ) => NativeRingSocket
   /** Backends this build has, fastest first. */
   backends: string[]

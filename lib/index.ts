@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 export { listen, DatagramStream } from './stream'
-export { RingSocket, type ListenOptions, type RingStats, type AddressInfo, type SocketType, type BackendName } from './socket'
+export { RingSocket, type ListenOptions, type CloseOptions, type RingStats, type AddressInfo, type SocketType, type BackendName } from './socket'
 export { Datagram, DatagramBatch, type DatagramJSON, type DatagramObject, type AddressFamily } from './datagram'
 export type { CodedError, SystemError, DgramRingErrorCode } from './errors'
 

@@ -339,11 +339,13 @@ class Feed<T> {
 
   /** Teardown: close the socket (or stream) and remember the port until it is free. */
   close(): void {
-    this.#cleanup?.()
     const socket = this.#socket
-    if (socket === undefined) return
-    // For a stream, the same promise as the stream's own close() started above.
-    const closed = socket.close()
+    // Nobody will read what the kernel still holds: throw it away, counted in
+    // stats().discarded. Before the cleanup, which closes a taken-over stream
+    // (its close() then returns this same promise).
+    const closed = socket?.close({ discard: true })
+    this.#cleanup?.()
+    if (socket === undefined || closed === undefined) return
     const port = this.#port
     const before = closingPorts.get(port)
     const all = before === undefined ? closed : Promise.all([before, closed]).then(() => undefined)

@@ -75,15 +75,39 @@ export interface RingStats {
   truncated: number
   /** Native→JS crossings: `received / batches` is the mean batch size. */
   batches: number
+  /**
+   * Datagrams taken off the socket and thrown away because nothing would read
+   * them: what the kernel still held when the socket was closed by `destroy()`,
+   * an rx unsubscribe, garbage collection or process exit (a plain `close()`
+   * delivers it instead), and a batch that could not be handed to JS.
+   */
+  discarded: number
+  /**
+   * Receive calls that failed for a reason that does not describe the socket
+   * (`ENOMEM`, `ENOBUFS`): each is reported (`'warning'`) and the ring goes on.
+   */
+  transientErrors: number
   /** Buffers the kernel may fill right now (at most `ringSize`). */
   posted: number
   /** Highest `posted` so far (at most `ringSize`). */
   peakPosted: number
   /**
-   * Datagrams the kernel dropped for this socket (its receive queue was full),
-   * as of this call. Absent where the OS keeps no such counter (Windows).
+   * Datagrams the kernel dropped for this socket (its receive queue was full,
+   * or they arrived while it was closing), as of this call, in 64 bits (the
+   * kernel's own counter is 32). Absent where the OS keeps no such counter
+   * (Windows).
    */
   kernelDrops?: number
+}
+
+/** Options of {@link RingSocket.close}. */
+export interface CloseOptions {
+  /**
+   * Throw away what the kernel still holds (counted in `stats().discarded`)
+   * instead of delivering it. Given while a draining close is under way, it
+   * discards the rest.
+   */
+  discard?: boolean
 }
 
 /** A bound address, as `node:dgram`'s `address()` gives it. */
@@ -254,11 +278,13 @@ export class RingSocket {
    * system error (`code` `EADDRINUSE`, `EACCES`, …).
    * @param onBatch called with every batch, on the event loop
    * @param onError called if the ring stops on a system error (the socket stays open until `close()`)
+   * @param onWarning called when a receive failed for a passing reason (`ENOMEM`, `ENOBUFS`) and the ring goes on
    */
   constructor(
     options: ListenOptions | ResolvedOptions | undefined,
     onBatch: (batch: DatagramBatch) => void,
     onError: (error: Error) => void,
+    onWarning: (error: Error) => void = (error) => process.emitWarning(error),
   ) {
     if (typeof onBatch !== 'function') throw invalidArgType('onBatch', 'of type function', onBatch, 'argument')
     if (typeof onError !== 'function') throw invalidArgType('onError', 'of type function', onError, 'argument')
@@ -271,6 +297,7 @@ export class RingSocket {
         native,
         (buffer, count) => onBatch(new DatagramBatch(buffer, count)),
         (errno, syscall) => onError(systemError(errno, syscall)),
+        (errno, syscall) => onWarning(systemError(errno, syscall)),
       )
     } catch (error) {
       const system = fromNative(error, { address: native.address || (native.ipv6 ? '::' : '0.0.0.0'), port: native.port })
@@ -329,12 +356,37 @@ export class RingSocket {
   }
 
   /**
-   * Closes the socket: nothing is posted any more, the kernel gives every
-   * buffer back, then the port is free and the promise resolves. No batch
-   * arrives after it resolves. Idempotent: every call returns the same promise.
+   * Closes the socket. What the kernel holds at the moment of the call is
+   * delivered to `onBatch` first (credits notwithstanding; datagrams arriving
+   * during the drain are not waited for, and the kernel counts them as
+   * drops), or with `{ discard: true }` thrown away and counted in
+   * `stats().discarded`. Then the kernel gives every buffer back, the port is
+   * free and the promise resolves; no batch arrives after that. Idempotent:
+   * every call returns the same promise.
    */
-  close(): Promise<void> {
-    this.#closing ??= new Promise((resolve) => this.#handle.close(resolve))
+  close(options?: CloseOptions): Promise<void> {
+    const discard = options?.discard === true
+    if (this.#closing === undefined) {
+      this.#closing = new Promise((resolve) => this.#handle.close(resolve, discard))
+    } else if (discard) {
+      this.#handle.close(undefined, true)
+    }
     return this.#closing
+  }
+
+  /**
+   * While it waits for datagrams, the socket keeps the event loop alive (as a
+   * `node:dgram` socket does); `unref()` lets the process exit regardless.
+   * Returns the socket.
+   */
+  unref(): this {
+    this.#handle.unref()
+    return this
+  }
+
+  /** Undoes `unref()`. Returns the socket. */
+  ref(): this {
+    this.#handle.ref()
+    return this
   }
 }

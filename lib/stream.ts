@@ -20,13 +20,15 @@ import { abortError, closedError } from './errors'
  */
 export const kTakeOver: unique symbol = Symbol.for('dgram-ring.takeOver')
 
-const NO_STATS: RingStats = { received: 0, bytes: 0, truncated: 0, batches: 0, posted: 0, peakPosted: 0 }
+const NO_STATS: RingStats = { received: 0, bytes: 0, truncated: 0, batches: 0, discarded: 0, transientErrors: 0, posted: 0, peakPosted: 0 }
 
 /**
  * A bound UDP socket as a Readable of {@link Datagram}s (object mode).
  *
  * Events: `'listening'` once bound (or `'error'` if binding failed), the
- * Readable events, and `'close'` last.
+ * Readable events, `'warning'` for a receive that failed for a passing reason
+ * (`ENOMEM`, `ENOBUFS`: counted in `stats().transientErrors`, the ring goes
+ * on), and `'close'` last.
  *
  * @example
  * const stream = new DatagramStream({ port: 5140 })
@@ -62,6 +64,7 @@ export class DatagramStream extends Readable {
         resolved,
         (batch) => this.#push(batch),
         (error) => this.destroy(error),
+        (warning) => this.emit('warning', warning),
       )
     } catch (error) {
       process.nextTick(() => this.destroy(error as Error))
@@ -94,10 +97,14 @@ export class DatagramStream extends Readable {
   }
 
   /**
-   * Closes the socket and ends the stream: datagrams already received stay
-   * readable, then `'end'` and `'close'` follow (at once if nobody is
-   * reading). Resolves once the socket is closed and its port free.
-   * Idempotent, also after `destroy()`.
+   * Closes the socket and ends the stream. What the kernel holds at the
+   * moment of the call is read into the stream first (bounded by the receive
+   * buffer; datagrams arriving meanwhile are not waited for and count as
+   * kernel drops), so a graceful stop loses nothing that reached the socket.
+   * Datagrams received stay readable, then `'end'` and `'close'` follow (at
+   * once if nobody is reading). Resolves once the socket is closed and its
+   * port free. Idempotent, also after `destroy()`, which instead throws away
+   * what the kernel holds (counted in `stats().discarded`).
    */
   close(): Promise<void> {
     this.#closing ??= this.#close()
@@ -112,6 +119,18 @@ export class DatagramStream extends Readable {
     this.push(null)
     // Nobody will read what is buffered: end now rather than wait for a reader.
     if (this.listenerCount('data') === 0 && this.listenerCount('readable') === 0) this.destroy()
+  }
+
+  /** While it waits for datagrams, the stream keeps the event loop alive (as a `node:dgram` socket does); `unref()` lets the process exit regardless. */
+  unref(): this {
+    this.#socket?.unref()
+    return this
+  }
+
+  /** Undoes `unref()`. */
+  ref(): this {
+    this.#socket?.ref()
+    return this
   }
 
   #forgetSignal(): void {
@@ -135,8 +154,20 @@ export class DatagramStream extends Readable {
   #push(batch: DatagramBatch): void {
     if (this.#takenBy !== undefined) return this.#takenBy(batch)
     this.#credits = Math.max(0, this.#credits - batch.length)
-    // Every datagram of the batch was granted: push them all, whatever push() says.
-    for (let i = 0; i < batch.length; i++) this.push(batch.at(i))
+    // Every datagram of the batch was granted: push them all, whatever push()
+    // says, and whatever a 'data' listener (or a piped Transform) throws: the
+    // first exception propagates once the whole batch is in the stream.
+    let failed = false
+    let failure: unknown
+    for (let i = 0; i < batch.length; i++) {
+      try {
+        this.push(batch.at(i))
+      } catch (error) {
+        if (!failed) failure = error
+        failed = true
+      }
+    }
+    if (failed) throw failure
   }
 
   #topUp(): void {
@@ -153,7 +184,8 @@ export class DatagramStream extends Readable {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#forgetSignal()
     if (this.#socket === undefined) return callback(error)
-    this.#socket.close().then(() => callback(error))
+    // Nothing will read what the kernel still holds: throw it away, counted.
+    this.#socket.close({ discard: true }).then(() => callback(error))
   }
 
   override read(size?: number): Datagram | null {
@@ -170,11 +202,11 @@ export class DatagramStream extends Readable {
 export interface DatagramStream {
   on(event: 'data', listener: (datagram: Datagram) => void): this
   on(event: 'listening' | 'close' | 'end' | 'readable' | 'pause' | 'resume', listener: () => void): this
-  on(event: 'error', listener: (error: Error) => void): this
+  on(event: 'error' | 'warning', listener: (error: Error) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this
   once(event: 'data', listener: (datagram: Datagram) => void): this
   once(event: 'listening' | 'close' | 'end' | 'readable' | 'pause' | 'resume', listener: () => void): this
-  once(event: 'error', listener: (error: Error) => void): this
+  once(event: 'error' | 'warning', listener: (error: Error) => void): this
   once(event: string | symbol, listener: (...args: any[]) => void): this
 }
 

@@ -3,19 +3,22 @@
 // batch. Every function here runs on the loop thread of the environment that
 // created the socket, except Ring::Wake.
 //
-// Lifetime, in short:
+// Lifetime: see ring.h. In short:
 // - Ring outlives its JS object when needed: it is freed once its backend has
 //   closed and its wake function (a threadsafe function) has been finalized.
-// - The JS object is held strongly only while JS has granted credits (a
-//   consumer is waiting); a stream nobody reads and nobody references can be
-//   collected, and its finalizer closes the socket.
+// - The JS object is held strongly while JS has granted credits (a consumer
+//   is waiting) and while it closes (its close callback must run); a stream
+//   nobody reads and nobody references can be collected, and its finalizer
+//   closes the socket, discarding what the kernel still holds.
 // - An async environment cleanup hook closes the socket at process exit or
-//   worker termination.
+//   worker termination, likewise discarding.
 #include <napi.h>
+#include <uv.h>
 
 #include <atomic>
 #include <cstring>
 
+#include "faults.h"
 #include "ring.h"
 
 namespace dgram_ring {
@@ -35,6 +38,22 @@ enum TableWord : uint32_t {
   kTableStride = kWordLocalAddress + 4,
 };
 
+// The most bytes (table and payloads) one crossing carries; a larger batch is
+// split. It keeps every offset far below 2^32 (table words are 32 bits) and
+// every ArrayBuffer below any engine's limit: a ring of 65536 slots of 64 KiB
+// would otherwise fill 4 GiB in one batch.
+constexpr size_t kMaxCrossingBytes = size_t{64} << 20;
+static_assert(kMaxCrossingBytes + 65535 + kTableStride * 4 < (size_t{1} << 31), "offsets fit in 31 bits");
+
+// A JS exception left pending by a failed N-API call would surface later from
+// an unrelated call: clear it. Returns it (or nullptr).
+napi_value TakePendingException(napi_env env) {
+  bool pending = false;
+  napi_value error = nullptr;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &error);
+  return error;
+}
+
 Napi::Error SystemError(Napi::Env env, SysError error) {
   Napi::Error e = Napi::Error::New(env, std::string(error.syscall) + " failed");
   e.Set("errno", Napi::Number::New(env, error.code));
@@ -50,10 +69,12 @@ Napi::Error CodedError(Napi::Env env, const char* code, const std::string& messa
 
 // Counters the binding keeps, with the backend's.
 struct RingStats {
-  uint64_t received = 0;
+  uint64_t received = 0;   // datagrams that reached JS
   uint64_t bytes = 0;
   uint64_t truncated = 0;
   uint64_t batches = 0;
+  uint64_t discarded = 0;  // taken off the socket but never reached JS (see Cross)
+  uint64_t transient_errors = 0;  // Sink::Warn reports
   BackendStats backend;
 };
 
@@ -66,30 +87,37 @@ class Ring final : public Sink {
   // Picks and opens the backend. Returns false with a pending JS exception.
   bool Open(const std::string& backend_name, const Options& options);
 
-  uint32_t Credits() const override { return credits_; }
+  // A failed ring takes nothing more: no credits means nothing posted.
+  uint32_t Credits() const override { return failed_ ? 0 : credits_; }
   void Deliver(const Completion* items, size_t count) override;
   void Fail(SysError error) override;
+  void Warn(SysError error) override;
+  // Any thread.
   void Wake() override {
     if (!wake_pending_.exchange(true)) napi_call_threadsafe_function(wake_, nullptr, napi_tsfn_nonblocking);
   }
 
   void Grant(uint32_t credits);
+  void SetRef(bool keep_alive);
   RingStats Stats() const;
   const char* BackendName() const { return backend_->Name(); }
   SysError LocalAddress(uint8_t addr[16], int* family, uint16_t* port) const {
     return backend_->LocalAddress(addr, family, port);
   }
   bool IsOpen() const { return state_ == State::kOpen; }
+  bool IsClosing() const { return state_ == State::kClosing; }
 
-  // Starts closing; `callback` (may be empty) is called once closed, unless
-  // the JS object or the environment is gone by then.
-  void Close(Napi::Function callback);
+  // Starts closing, or turns a drain under way into a discard; `callback`
+  // (may be empty) is called once closed, unless the environment is gone by
+  // then. The JS object is held until then.
+  void Close(Napi::Function callback, CloseMode mode);
   // The JS object was garbage-collected: close without telling anyone.
   void Orphan();
 
  private:
   enum class State { kOpen, kClosing, kClosed };
 
+  bool Cross(const Completion* items, size_t count);
   void Closed();
   void UpdateHold();
   void MaybeDelete() {
@@ -100,16 +128,19 @@ class Ring final : public Sink {
   static void OnEnvTeardown(napi_async_cleanup_hook_handle handle, void* arg);
 
   napi_env env_;
-  RingSocket* owner_;  // nullptr once the JS object is collected
+  RingSocket* owner_;  // nullptr once the JS object is collected or the environment tears down
   std::unique_ptr<Backend> backend_;
   State state_ = State::kClosed;
+  CloseMode close_mode_ = CloseMode::kDrain;
+  bool failed_ = false;  // Fail was reported: the ring takes nothing more
+  bool ref_ = true;      // ref()/unref(): may a waiting consumer keep the loop alive
   uint32_t credits_ = 0;
   RingStats counters_;  // counters_.backend is unused: Stats() asks the backend
   BackendStats final_backend_stats_;  // the backend's last word, kept after close
   napi_threadsafe_function wake_ = nullptr;
   std::atomic<bool> wake_pending_{false};
   bool wake_finalized_ = false;
-  bool wake_ref_ = false;  // wake_ keeps the loop alive (while JS waits for datagrams)
+  bool wake_ref_ = false;  // wake_ keeps the loop alive (a consumer waits, or a close is under way)
   napi_async_cleanup_hook_handle teardown_hook_ = nullptr;
   Napi::FunctionReference close_callback_;
 };
@@ -123,23 +154,27 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
                            InstanceMethod<&RingSocket::Stats>("stats"),
                            InstanceMethod<&RingSocket::Address>("address"),
                            InstanceMethod<&RingSocket::Close>("close"),
+                           InstanceMethod<&RingSocket::RefLoop>("ref"),
+                           InstanceMethod<&RingSocket::UnrefLoop>("unref"),
                            InstanceAccessor<&RingSocket::Backend>("backend"),
                        });
   }
 
-  // new RingSocket(backend, options, onbatch(buffer, count), onerror(errno, syscall))
+  // new RingSocket(backend, options, onbatch(buffer, count),
+  //                onerror(errno, syscall), onwarning(errno, syscall))
   explicit RingSocket(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<RingSocket>(info), context_(info.Env(), "DgramRing") {
     Napi::Env env = info.Env();
-    if (info.Length() < 4 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsFunction() ||
-        !info[3].IsFunction()) {
-      Napi::TypeError::New(env, "RingSocket(backend, options, onbatch, onerror)").ThrowAsJavaScriptException();
+    if (info.Length() < 5 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsFunction() ||
+        !info[3].IsFunction() || !info[4].IsFunction()) {
+      Napi::TypeError::New(env, "RingSocket(backend, options, onbatch, onerror, onwarning)").ThrowAsJavaScriptException();
       return;
     }
     // Kept as properties, not persistent references, so that an unreferenced
     // socket and the stream its callbacks close over can be collected together.
     Value().Set("onbatch", info[2]);
     Value().Set("onerror", info[3]);
+    Value().Set("onwarning", info[4]);
     ring_ = new Ring(env, this);
     if (!ring_->Open(info[0].As<Napi::String>(), ReadOptions(info[1].As<Napi::Object>()))) {
       ring_->Orphan();
@@ -161,11 +196,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     napi_value self = Value();
     napi_value result;
     if (napi_make_callback(env, context_, self, fn, argc, argv, &result) == napi_ok) return true;
-    bool pending = false;
-    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
-      napi_value error;
-      if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
-    }
+    if (napi_value error = TakePendingException(env)) napi_fatal_exception(env, error);
     return false;
   }
   bool EmitProperty(const char* name, size_t argc, const napi_value* argv) {
@@ -215,8 +246,19 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     return false;
   }
 
+  // grant(credits): lib/socket.ts passes an integer in 0..2^32-1.
   Napi::Value Grant(const Napi::CallbackInfo& info) {
-    if (ring_ != nullptr && ring_->IsOpen()) ring_->Grant(info[0].As<Napi::Number>().Uint32Value());
+    if (ring_ != nullptr && ring_->IsOpen() && info[0].IsNumber()) ring_->Grant(info[0].As<Napi::Number>().Uint32Value());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value RefLoop(const Napi::CallbackInfo& info) {
+    if (ring_ != nullptr) ring_->SetRef(true);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value UnrefLoop(const Napi::CallbackInfo& info) {
+    if (ring_ != nullptr) ring_->SetRef(false);
     return info.Env().Undefined();
   }
 
@@ -228,6 +270,8 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     result.Set("bytes", static_cast<double>(stats.bytes));
     result.Set("truncated", static_cast<double>(stats.truncated));
     result.Set("batches", static_cast<double>(stats.batches));
+    result.Set("discarded", static_cast<double>(stats.discarded + stats.backend.discarded));
+    result.Set("transientErrors", static_cast<double>(stats.transient_errors));
     result.Set("posted", stats.backend.posted);
     result.Set("peakPosted", stats.backend.peak_posted);
     if (stats.backend.kernel_drops >= 0) result.Set("kernelDrops", static_cast<double>(stats.backend.kernel_drops));
@@ -252,10 +296,14 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     return result;
   }
 
+  // close(callback, discard): drains (or with `discard`, throws away) what
+  // the kernel holds, then calls `callback`. Called again with `discard`
+  // while a drain is under way, discards the rest.
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!CheckOpen(env)) return env.Undefined();
-    ring_->Close(info[0].IsFunction() ? info[0].As<Napi::Function>() : Napi::Function());
+    if (ring_ == nullptr || !(ring_->IsOpen() || ring_->IsClosing())) return env.Undefined();
+    CloseMode mode = info[1].ToBoolean() ? CloseMode::kDiscard : CloseMode::kDrain;
+    ring_->Close(info[0].IsFunction() ? info[0].As<Napi::Function>() : Napi::Function(), mode);
     return env.Undefined();
   }
 
@@ -319,77 +367,150 @@ bool Ring::Open(const std::string& backend_name, const Options& options) {
 
 void Ring::Deliver(const Completion* items, size_t count) {
   credits_ = count >= credits_ ? 0 : credits_ - static_cast<uint32_t>(count);
+  // One crossing for as many datagrams as fit in kMaxCrossingBytes (always at
+  // least one: a datagram is at most 65535 bytes).
+  size_t start = 0;
+  while (start < count) {
+    size_t end = start;
+    size_t bytes = 0;
+    while (end < count) {
+      size_t size = kTableStride * sizeof(uint32_t) + items[end].length;
+      if (end > start && bytes + size > kMaxCrossingBytes) break;
+      bytes += size;
+      end++;
+    }
+    if (!Cross(items + start, end - start)) {
+      counters_.discarded += count - end;  // the ring failed: the rest cannot reach JS either
+      break;
+    }
+    start = end;
+  }
+  UpdateHold();
+}
+
+// Hands `count` datagrams to JS in one ArrayBuffer: the table, then every
+// payload, copied once. Counts them as received once the JS callback was
+// called (an exception it throws becomes an uncaught exception: the batch did
+// reach JS), or as discarded if they cannot reach JS: the JS object is gone,
+// or an N-API call failed, which fails the ring (never leaving an exception
+// pending). Returns false in that last case.
+bool Ring::Cross(const Completion* items, size_t count) {
+  if (owner_ == nullptr) {  // nothing left to deliver to (collected, or teardown)
+    counters_.discarded += count;
+    return true;
+  }
   size_t table_bytes = count * kTableStride * sizeof(uint32_t);
   size_t payload_bytes = 0;
+  uint64_t truncated = 0;
   for (size_t i = 0; i < count; i++) {
     payload_bytes += items[i].length;
-    if (items[i].flags & kTruncated) counters_.truncated++;
+    if (items[i].flags & kTruncated) truncated++;
   }
-  counters_.received += count;
-  counters_.bytes += payload_bytes;
-  counters_.batches++;
-  if (owner_ == nullptr) return;  // no JS object to deliver to (it was collected)
-
   napi_handle_scope scope;
-  if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
-  // One ArrayBuffer a batch: the table, then every payload, copied once.
+  if (napi_open_handle_scope(env_, &scope) != napi_ok) {
+    TakePendingException(env_);
+    counters_.discarded += count;
+    Fail(SysError{UV_ENOMEM, "napi_open_handle_scope"});
+    return false;
+  }
   // napi_create_buffer (node::Buffer::New) leaves the memory uninitialized;
   // napi_create_arraybuffer zero-fills it first, only for us to overwrite it.
   void* memory = nullptr;
   napi_value args[2];
   napi_value buffer;
-  if (napi_create_buffer(env_, table_bytes + payload_bytes, &memory, &buffer) == napi_ok &&
-      napi_get_typedarray_info(env_, buffer, nullptr, nullptr, nullptr, &args[0], nullptr) == napi_ok &&
-      napi_create_uint32(env_, static_cast<uint32_t>(count), &args[1]) == napi_ok) {
-    uint8_t* base = static_cast<uint8_t*>(memory);
-    uint32_t* table = reinterpret_cast<uint32_t*>(base);
-    size_t offset = table_bytes;
-    for (size_t i = 0; i < count; i++) {
-      const Completion& item = items[i];
-      uint32_t* row = table + i * kTableStride;
-      row[kWordOffset] = static_cast<uint32_t>(offset);
-      row[kWordLength] = item.length;
-      row[kWordFlags] = item.flags;
-      row[kWordRemotePort] = item.remote_port;
-      row[kWordInterfaceIndex] = item.interface_index;
-      memcpy(row + kWordRemoteAddress, item.remote_addr, 16);
-      memcpy(row + kWordLocalAddress, item.local_addr, 16);
-      if (item.length > 0) memcpy(base + offset, item.data, item.length);
-      offset += item.length;
-    }
-    owner_->EmitProperty("onbatch", 2, args);
+  int injected = 0;
+  bool made = !Fault(FaultSite::kBuffer, &injected) &&
+              napi_create_buffer(env_, table_bytes + payload_bytes, &memory, &buffer) == napi_ok &&
+              napi_get_typedarray_info(env_, buffer, nullptr, nullptr, nullptr, &args[0], nullptr) == napi_ok &&
+              napi_create_uint32(env_, static_cast<uint32_t>(count), &args[1]) == napi_ok;
+  if (!made) {
+    TakePendingException(env_);
+    napi_close_handle_scope(env_, scope);
+    counters_.discarded += count;
+    Fail(SysError{UV_ENOMEM, "napi_create_buffer"});
+    return false;
   }
+  uint8_t* base = static_cast<uint8_t*>(memory);
+  uint32_t* table = reinterpret_cast<uint32_t*>(base);
+  size_t offset = table_bytes;
+  for (size_t i = 0; i < count; i++) {
+    const Completion& item = items[i];
+    uint32_t* row = table + i * kTableStride;
+    row[kWordOffset] = static_cast<uint32_t>(offset);  // < kMaxCrossingBytes + 65535: no wrap
+    row[kWordLength] = item.length;
+    row[kWordFlags] = item.flags;
+    row[kWordRemotePort] = item.remote_port;
+    row[kWordInterfaceIndex] = item.interface_index;
+    memcpy(row + kWordRemoteAddress, item.remote_addr, 16);
+    memcpy(row + kWordLocalAddress, item.local_addr, 16);
+    if (item.length > 0) memcpy(base + offset, item.data, item.length);
+    offset += item.length;
+  }
+  counters_.received += count;
+  counters_.bytes += payload_bytes;
+  counters_.truncated += truncated;
+  counters_.batches++;
+  owner_->EmitProperty("onbatch", 2, args);
   napi_close_handle_scope(env_, scope);
-  UpdateHold();
+  return true;
 }
 
 void Ring::Fail(SysError error) {
-  credits_ = 0;
+  failed_ = true;
   UpdateHold();
   if (owner_ == nullptr) return;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
+  if (napi_open_handle_scope(env_, &scope) != napi_ok) return (void)TakePendingException(env_);
   napi_value args[2];
   if (napi_create_int32(env_, error.code, &args[0]) == napi_ok &&
       napi_create_string_utf8(env_, error.syscall, NAPI_AUTO_LENGTH, &args[1]) == napi_ok)
     owner_->EmitProperty("onerror", 2, args);
+  else
+    TakePendingException(env_);
+  napi_close_handle_scope(env_, scope);
+}
+
+void Ring::Warn(SysError error) {
+  counters_.transient_errors++;
+  if (owner_ == nullptr) return;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env_, &scope) != napi_ok) return (void)TakePendingException(env_);
+  napi_value args[2];
+  if (napi_create_int32(env_, error.code, &args[0]) == napi_ok &&
+      napi_create_string_utf8(env_, error.syscall, NAPI_AUTO_LENGTH, &args[1]) == napi_ok)
+    owner_->EmitProperty("onwarning", 2, args);
+  else
+    TakePendingException(env_);
   napi_close_handle_scope(env_, scope);
 }
 
 void Ring::Grant(uint32_t credits) {
+  if (failed_) return;  // a failed ring is not waiting: granting must not keep the process alive
   credits_ = credits;
   backend_->OnCredits();
   UpdateHold();
 }
 
+void Ring::SetRef(bool keep_alive) {
+  ref_ = keep_alive;
+  if (state_ != State::kClosed) backend_->SetRef(keep_alive);
+  UpdateHold();
+}
+
 void Ring::UpdateHold() {
-  bool waiting = state_ == State::kOpen && credits_ > 0;
-  if (owner_ != nullptr) owner_->Hold(waiting);
-  // A consumer waiting for datagrams keeps the loop alive, as a node:dgram
-  // socket does. (recvmmsg's uv_poll does so too; iocp has no handle of its own.)
-  if (wake_ != nullptr && waiting != wake_ref_) {
-    wake_ref_ = waiting;
-    if (waiting)
+  bool waiting = state_ == State::kOpen && !failed_ && credits_ > 0;
+  bool closing = state_ == State::kClosing;
+  // The JS object: while a consumer waits (it will be called), and while
+  // closing (its close callback must run, and a drain delivers to it).
+  if (owner_ != nullptr) owner_->Hold(waiting || closing);
+  // The loop: a consumer waiting for datagrams keeps it alive, as a
+  // node:dgram socket does, unless unref()'d; a close under way always does,
+  // so that `await close()` at the end of a program completes. (recvmmsg's
+  // uv_poll does so too; iocp has no handle of its own.)
+  bool keep_alive = (waiting && ref_) || closing;
+  if (wake_ != nullptr && !wake_finalized_ && keep_alive != wake_ref_) {
+    wake_ref_ = keep_alive;
+    if (keep_alive)
       napi_ref_threadsafe_function(env_, wake_);
     else
       napi_unref_threadsafe_function(env_, wake_);
@@ -402,20 +523,28 @@ RingStats Ring::Stats() const {
   return stats;
 }
 
-void Ring::Close(Napi::Function callback) {
+void Ring::Close(Napi::Function callback, CloseMode mode) {
+  if (state_ == State::kClosing) {
+    // destroy() after close(), or teardown during a drain: discard the rest.
+    if (mode == CloseMode::kDiscard && close_mode_ == CloseMode::kDrain) {
+      close_mode_ = CloseMode::kDiscard;
+      backend_->Close(CloseMode::kDiscard, [this] { Closed(); });
+    }
+    return;
+  }
   if (state_ != State::kOpen) return;
   state_ = State::kClosing;
+  close_mode_ = mode;
   credits_ = 0;
-  UpdateHold();
-  // The callback's closure keeps the JS side alive until we call it.
   if (!callback.IsEmpty()) close_callback_ = Napi::Persistent(callback);
-  backend_->Close([this] { Closed(); });
+  UpdateHold();
+  backend_->Close(mode, [this] { Closed(); });
 }
 
 void Ring::Orphan() {
   owner_ = nullptr;
   if (state_ == State::kOpen) {
-    Close(Napi::Function());
+    Close(Napi::Function(), CloseMode::kDiscard);
   } else if (state_ == State::kClosed) {
     // Never opened (a failed Open), or already closed and its wake function
     // released: whatever is still pending frees it.
@@ -425,6 +554,8 @@ void Ring::Orphan() {
       MaybeDelete();
     }
   }
+  // kClosing: the object is held until Closed, so only teardown gets here
+  // (after OnEnvTeardown forgot it); Closed finishes.
 }
 
 void Ring::Closed() {
@@ -435,12 +566,14 @@ void Ring::Closed() {
     teardown_hook_ = nullptr;
   }
   if (owner_ != nullptr) {
-    owner_->Detach(Stats());
+    RingSocket* owner = owner_;
+    owner->Detach(Stats());
     napi_handle_scope scope;
     if (!close_callback_.IsEmpty() && napi_open_handle_scope(env_, &scope) == napi_ok) {
-      owner_->Emit(close_callback_.Value(), 0, nullptr);
+      owner->Emit(close_callback_.Value(), 0, nullptr);
       napi_close_handle_scope(env_, scope);
     }
+    owner->Hold(false);
   }
   close_callback_.Reset();
   owner_ = nullptr;
@@ -451,7 +584,10 @@ void Ring::Closed() {
   }
 }
 
-void Ring::OnWakeCall(napi_env /*env*/, napi_value /*js_callback*/, void* context, void* /*data*/) {
+void Ring::OnWakeCall(napi_env env, napi_value /*js_callback*/, void* context, void* /*data*/) {
+  // env == NULL: Node is emptying the queue of a wake function that is being
+  // finalized, after OnWakeFinalize may already have deleted the Ring.
+  if (env == nullptr) return;
   auto* ring = static_cast<Ring*>(context);
   ring->wake_pending_ = false;
   if (ring->state_ != State::kClosed) ring->backend_->OnWake();
@@ -465,17 +601,14 @@ void Ring::OnWakeFinalize(napi_env /*env*/, void* data, void* /*hint*/) {
 
 void Ring::OnEnvTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
   auto* ring = static_cast<Ring*>(arg);
-  // No JS may run now: forget the JS object, close, and let Closed() remove
-  // this hook, which tells Node the teardown may go on.
+  // No JS may run now: forget the JS object, close (discarding, also a drain
+  // under way), and let Closed() remove this hook, which tells Node the
+  // teardown may go on.
   ring->teardown_hook_ = handle;
   if (ring->owner_ != nullptr) ring->owner_->Detach(ring->Stats());
   ring->owner_ = nullptr;
   ring->close_callback_.Reset();
-  if (ring->state_ == State::kOpen) {
-    ring->state_ = State::kClosing;
-    ring->credits_ = 0;
-    ring->backend_->Close([ring] { ring->Closed(); });
-  }
+  ring->Close(Napi::Function(), CloseMode::kDiscard);
 }
 
 }  // namespace
@@ -485,6 +618,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Array names = Napi::Array::New(env);
   for (const std::string& name : BackendNames()) names.Set(names.Length(), name);
   exports.Set("backends", names);
+#ifdef DGRAM_RING_FAULTS
+  exports.Set("faultInjection", true);  // native/faults.h: test/faults.test.mjs runs
+#endif
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("stride", static_cast<uint32_t>(kTableStride));
   layout.Set("offset", static_cast<uint32_t>(kWordOffset));
@@ -519,6 +655,9 @@ std::vector<std::string> BackendNames() {
 }
 
 std::unique_ptr<Backend> CreateBackend(const std::string& name, Sink* sink, uv_loop_s* loop) {
+#ifdef DGRAM_RING_FAULTS
+  if (name == "sync-close") return NewSyncCloseBackend(sink);
+#endif
 #ifdef _WIN32
   (void)loop;
   if (name == "iocp") return NewIocpBackend(sink);

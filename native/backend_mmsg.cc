@@ -3,6 +3,16 @@
 // the socket is readable. "Posted" here means offered to the next receive
 // call: min(credits, ring size). With no credits the poll stops and the socket
 // is not read, so the kernel's queue fills and its drop counter counts.
+//
+// Threads: every function here runs on the loop thread.
+//
+// Closing: a socket filter that drops everything is attached first (Linux),
+// so what arrives from then on is dropped by the kernel and counted in its
+// drop counter, and the queue holds exactly what had arrived. That is then
+// drained into JS (kDrain: one batch a wake-up, so JS runs between batches)
+// or read and counted as discarded (kDiscard: at once), and the socket is
+// closed. No buffer is with the kernel between receive calls, so there is
+// nothing to cancel.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -11,15 +21,19 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #ifdef __linux__
+#include <linux/filter.h>     // SO_ATTACH_FILTER
 #include <linux/sock_diag.h>  // SK_MEMINFO_DROPS
 #endif
 
 #include "cmsg.h"
+#include "drop_counter.h"
+#include "faults.h"
 #include "ring.h"
 #include "sockaddr.h"
 
@@ -39,6 +53,10 @@ bool IsPerPacketError(int err) {
   return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN ||
          err == ENETDOWN || err == ENETRESET;
 }
+
+// Errors that describe the moment (memory is short), not the socket: counted
+// and reported, and the next readable event tries again.
+bool IsTransientError(int err) { return err == ENOMEM || err == ENOBUFS; }
 
 class MmsgBackend final : public Backend {
  public:
@@ -78,7 +96,7 @@ class MmsgBackend final : public Backend {
   }
 
   void OnCredits() override {
-    if (closing_ || failed_) return;
+    if (closing_ || failed_ || poll_ == nullptr) return;
     uint32_t posted = Posted();
     peak_posted_ = std::max(peak_posted_, posted);
     if (posted > 0 && !polling_) {
@@ -91,32 +109,43 @@ class MmsgBackend final : public Backend {
     }
   }
 
-  void OnWake() override {}  // everything happens on the loop thread already
+  // Only a draining close asks for wake-ups: one batch each.
+  void OnWake() override {
+    if (closing_ && mode_ == CloseMode::kDrain && !finishing_) DrainBatch();
+  }
 
   BackendStats Stats() const override {
     BackendStats stats;
     stats.posted = Posted();
     stats.peak_posted = peak_posted_;
-    stats.kernel_drops = fd_ >= 0 ? KernelDrops() : final_drops_;
+    stats.kernel_drops = KernelDrops();
+    stats.discarded = discarded_;
     return stats;
   }
 
-  void Close(std::function<void()> done) override {
+  void SetRef(bool keep_alive) override {
+    if (poll_ == nullptr) return;
+    if (keep_alive)
+      uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    else
+      uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  }
+
+  void Close(CloseMode mode, std::function<void()> done) override {
+    if (closing_) {  // a discard while a drain is under way: finish now
+      if (mode == CloseMode::kDiscard && mode_ == CloseMode::kDrain) {
+        mode_ = CloseMode::kDiscard;
+        if (!delivering_) Finish();
+      }
+      return;
+    }
     closing_ = true;
+    mode_ = mode;
     done_ = std::move(done);
     if (polling_) uv_poll_stop(poll_);
     polling_ = false;
-    // recvmmsg is synchronous: no buffer is with the kernel between calls, so
-    // closing the handle is all the cancelling there is.
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* handle) {
-      auto* self = static_cast<MmsgBackend*>(handle->data);
-      delete reinterpret_cast<uv_poll_t*>(handle);
-      self->poll_ = nullptr;
-      self->final_drops_ = self->KernelDrops();
-      ::close(self->fd_);
-      self->fd_ = -1;
-      self->done_();
-    });
+    StopArrivals();
+    if (!delivering_) ContinueClose();  // else ReadAvailable does, once Deliver returns
   }
 
  private:
@@ -227,18 +256,92 @@ class MmsgBackend final : public Backend {
       if (want == 0) break;
       int count = Receive(want);
       if (count == 0) break;
+      if (count < 0 && IsTransientError(-count)) {
+        sink_->Warn(SysError{count, kName});
+        if (closing_) return ContinueClose();
+        break;
+      }
       if (count < 0) return Stop(SysError{count, kName});
+      delivering_ = true;
       sink_->Deliver(completions_.data(), static_cast<size_t>(count));
-      if (closing_ || failed_) return;
+      delivering_ = false;
+      if (closing_) return ContinueClose();  // JS closed the socket from its batch handler
+      if (failed_) return;
     }
     OnCredits();  // credits may have run out: stop polling until JS grants more
+  }
+
+  // After Close, once no delivery is under way.
+  void ContinueClose() {
+    if (mode_ == CloseMode::kDrain)
+      sink_->Wake();  // DrainBatch, from the loop, so that JS runs first
+    else
+      Finish();
+  }
+
+  // Stops new datagrams from joining the queue: from now on the kernel drops
+  // them, counting each in its drop counter (a filter's verdict counts there
+  // as a full queue does). Elsewhere than Linux nothing stops them: the drain
+  // is then bounded by what the receive buffer can hold.
+  void StopArrivals() {
+#ifdef __linux__
+    sock_filter drop_all[] = {{BPF_RET | BPF_K, 0, 0, 0}};
+    sock_fprog program = {1, drop_all};
+    if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) == 0) return;
+#endif
+    int bytes = 0;
+    socklen_t length = sizeof bytes;
+    getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, &length);
+    // The smallest datagram still takes a few hundred bytes of receive buffer.
+    closing_budget_ = std::max<int64_t>(ring_size_, bytes / 128);
+  }
+
+  // One batch of the drain to JS; the next on the next wake-up, until the
+  // queue is empty. Delivery may re-enter Close (destroy() during close()).
+  void DrainBatch() {
+    int count = closing_budget_ > 0 ? Receive(ClosingBatch()) : 0;
+    if (count <= 0) return Finish();  // empty (or failing): nothing more to deliver
+    closing_budget_ -= count;
+    delivering_ = true;
+    sink_->Deliver(completions_.data(), static_cast<size_t>(count));
+    delivering_ = false;
+    if (mode_ == CloseMode::kDiscard) return Finish();
+    sink_->Wake();
+  }
+
+  uint32_t ClosingBatch() const {
+    return static_cast<uint32_t>(std::min<int64_t>(ring_size_, closing_budget_));
+  }
+
+  // Reads what the queue still holds and throws it away, counted; then reads
+  // the drop counter one last time and closes the socket.
+  void Finish() {
+    if (finishing_) return;
+    finishing_ = true;
+    while (closing_budget_ > 0) {
+      int count = Receive(ClosingBatch());
+      if (count <= 0) break;
+      discarded_ += static_cast<uint64_t>(count);
+      closing_budget_ -= count;
+    }
+    KernelDrops();  // the last reading: from here on no datagram is ours
+    fd_closed_ = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* handle) {
+      auto* self = static_cast<MmsgBackend*>(handle->data);
+      delete reinterpret_cast<uv_poll_t*>(handle);
+      self->poll_ = nullptr;
+      ::close(self->fd_);
+      self->fd_ = -1;
+      self->done_();  // last: the binding may free this backend inside it
+    });
   }
 
   // Fills completions_[0..n) and returns n, 0 when nothing is queued, or a
   // negative errno for an error that ends the ring.
   int Receive(uint32_t want) {
     for (;;) {
-      int count = ReceiveBatch(want);
+      int injected = 0;
+      int count = Fault(FaultSite::kRecv, &injected) ? -injected : ReceiveBatch(want);
       if (count >= 0) return count;
       if (-count == EAGAIN || -count == EWOULDBLOCK) return 0;
       if (-count == EINTR || IsPerPacketError(-count)) continue;
@@ -283,15 +386,21 @@ class MmsgBackend final : public Backend {
     DecodeControl(Control(slot), header.msg_controllen, ipv6_, &out);
   }
 
+  // The kernel's drop counter, accumulated in 64 bits; -1 where the OS has
+  // none. After the socket is closed, its last reading.
   int64_t KernelDrops() const {
 #if defined(__linux__) && defined(SO_MEMINFO)
-    uint32_t meminfo[SK_MEMINFO_VARS] = {};
-    socklen_t length = sizeof meminfo;
-    if (getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &length) == 0 &&
-        length > SK_MEMINFO_DROPS * sizeof(uint32_t))
-      return meminfo[SK_MEMINFO_DROPS];
+    if (!fd_closed_) {
+      uint32_t meminfo[SK_MEMINFO_VARS] = {};
+      socklen_t length = sizeof meminfo;
+      if (getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &length) == 0 &&
+          length > SK_MEMINFO_DROPS * sizeof(uint32_t)) {
+        drops_.Update(meminfo[SK_MEMINFO_DROPS]);
+        has_drops_ = true;
+      }
+    }
 #endif
-    return -1;
+    return has_drops_ ? static_cast<int64_t>(drops_.Total()) : -1;
   }
 
   void Stop(SysError error) {
@@ -319,8 +428,17 @@ class MmsgBackend final : public Backend {
   bool polling_ = false;
   bool closing_ = false;
   bool failed_ = false;
+  bool delivering_ = false;  // inside Sink::Deliver: the slots are JS's until it returns
+  CloseMode mode_ = CloseMode::kDrain;
+  bool finishing_ = false;   // Finish ran: the socket is being closed
+  bool fd_closed_ = false;   // no more readings of the drop counter
+  // Datagrams a close may still read: unbounded where a filter stops
+  // arrivals, else what the receive buffer can hold.
+  int64_t closing_budget_ = INT64_MAX;
   uint32_t peak_posted_ = 0;
-  int64_t final_drops_ = -1;
+  uint64_t discarded_ = 0;
+  mutable DropCounter drops_;
+  mutable bool has_drops_ = false;
   std::function<void()> done_;
 };
 

@@ -5,6 +5,29 @@
 //
 // Threads: unless a comment says otherwise, every method here is called on the
 // JS loop thread of the environment that created the socket.
+//
+// Lifetime (who owns what while closing):
+// - The binding's Ring (addon.cc) owns the Backend; the Backend owns the
+//   socket, the slots and any thread or loop handle of its own. The JS
+//   RingSocket object points at the Ring; the Ring points back at it until the
+//   object is collected (Orphan) or the environment tears down.
+// - Open: the JS object is held strongly while JS has granted credits (a
+//   consumer waits) and from close() until its callback has run, so a pending
+//   close always settles, whatever the garbage collector does.
+// - Close runs in one of three ways, all ending in Ring::Closed on the loop
+//   thread: close() from JS (kDrain, or kDiscard for destroy()); the JS object
+//   collected (kDiscard, no callback); environment teardown (kDiscard, no JS
+//   may run, and a kDrain under way is turned into kDiscard). Until `done`
+//   the Backend may still own buffers the kernel writes: it frees none of
+//   them before the kernel has given each back (iocp: the last cancellation
+//   completed; recvmmsg: nothing is with the kernel between calls).
+// - The wake function (a threadsafe function) is released in Ring::Closed;
+//   the Ring is deleted once it is closed and the wake function finalized,
+//   whichever comes last. Node may call the wake callback with env == NULL
+//   for wakes still queued at finalization, after the finalizer ran: that
+//   call must not touch the Ring.
+// - A backend thread (iocp's completion thread) never touches the Ring
+//   except through Sink::Wake, and is joined before the slots are freed.
 #ifndef DGRAM_RING_RING_H_
 #define DGRAM_RING_RING_H_
 
@@ -71,7 +94,25 @@ struct Completion {
 struct BackendStats {
   uint32_t posted = 0;       // buffers the kernel may fill right now
   uint32_t peak_posted = 0;  // highest `posted` so far
-  int64_t kernel_drops = -1;  // the OS's drop counter for the socket; -1 = none
+  // The OS's drop counter for the socket, accumulated in 64 bits (the
+  // kernel's may be 32: see DropCounter); -1 = the OS keeps none.
+  int64_t kernel_drops = -1;
+  // Datagrams taken off the socket while closing with CloseMode::kDiscard and
+  // thrown away: nothing would have read them.
+  uint64_t discarded = 0;
+};
+
+// How Close treats what the kernel holds when it is called.
+enum class CloseMode {
+  // Delivered through Sink::Deliver before `done` (as many batches as it
+  // takes, credits notwithstanding): a graceful close loses nothing that
+  // reached the socket. Datagrams arriving after the call are not waited
+  // for: the kernel drops them (counted where it counts) or they are
+  // discarded.
+  kDrain,
+  // Read off the socket and counted in BackendStats::discarded: nothing will
+  // read them (destroy(), unsubscribe, garbage collection, teardown).
+  kDiscard,
 };
 
 // Implemented by the binding; a backend reports to it.
@@ -85,9 +126,14 @@ class Sink {
   // into one slab. May re-enter the backend (OnCredits, Close) before it
   // returns. Never called with count == 0.
   virtual void Deliver(const Completion* items, size_t count) = 0;
-  // The ring cannot go on (a receive failed with a non-per-packet error). The
-  // socket stays open until JS closes it; the backend posts nothing more.
+  // The ring cannot go on (a receive failed with an error that describes the
+  // socket). The socket stays open until JS closes it; the backend posts
+  // nothing more.
   virtual void Fail(SysError error) = 0;
+  // A receive failed for a reason that does not describe the socket (ENOMEM,
+  // ENOBUFS): counted and reported; the ring goes on, and the next readable
+  // event tries again.
+  virtual void Warn(SysError error) = 0;
   // Any thread. Makes Backend::OnWake run on the loop thread soon; calls made
   // before it runs may be coalesced into one.
   virtual void Wake() = 0;
@@ -110,12 +156,21 @@ class Backend {
   // Runs after Sink::Wake, on the loop thread.
   virtual void OnWake() = 0;
   virtual BackendStats Stats() const = 0;
-  // Stops posting, cancels what is posted and waits for the kernel to give
-  // every buffer back; then closes the socket and calls `done` on the loop
-  // thread (possibly before Close returns). No Deliver or Fail after Close is
-  // called. Called at most once. Must not depend on OnWake: at environment
-  // teardown Wake no longer reaches the loop.
-  virtual void Close(std::function<void()> done) = 0;
+  // Whether the backend's own loop handles keep the event loop alive while
+  // it waits for datagrams (stream.ref()/unref()). Default: they do.
+  virtual void SetRef(bool keep_alive) = 0;
+  // Stops posting, treats what the kernel holds as `mode` says, cancels what
+  // is posted and lets the kernel give every buffer back; then closes the
+  // socket and calls `done` on the loop thread (possibly before Close
+  // returns). The loop thread never blocks waiting for the kernel. Deliver
+  // may still be called until `done` with kDrain, never with kDiscard; Fail
+  // never after Close. Called once, or a second time with kDiscard while a
+  // kDrain close is under way (environment teardown: no JS may run), which
+  // discards the rest. A kDiscard close must not depend on OnWake: at
+  // environment teardown Wake no longer reaches the loop (the loop itself
+  // still runs until `done`). May be called inside Sink::Deliver: then the
+  // slots being delivered stay untouched until Deliver returns.
+  virtual void Close(CloseMode mode, std::function<void()> done) = 0;
 };
 
 // The backends this build has, fastest first (what `backend: 'auto'` tries).
@@ -130,6 +185,11 @@ std::unique_ptr<Backend> CreateBackend(const std::string& name, Sink* sink, uv_l
 std::unique_ptr<Backend> NewIocpBackend(Sink* sink);  // backend_iocp.cc
 #else
 std::unique_ptr<Backend> NewMmsgBackend(Sink* sink, uv_loop_s* loop);  // backend_mmsg.cc
+#endif
+#ifdef DGRAM_RING_FAULTS
+// The sanitizer build's test double (test/native/backend_sync_close.cc), by
+// the name "sync-close": never in BackendNames(), never picked by 'auto'.
+std::unique_ptr<Backend> NewSyncCloseBackend(Sink* sink);
 #endif
 
 }  // namespace dgram_ring

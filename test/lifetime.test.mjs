@@ -7,8 +7,10 @@ import dgram from 'node:dgram'
 import { once } from 'node:events'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
+import { createRequire } from 'node:module'
 import { backends, canCountFds, client, listenFor, openFds, ring, root, sendAll, sleep, take } from './lib/helpers.mjs'
 
+const { binding } = createRequire(import.meta.url)(path.join(root, 'dist', 'binding.js'))
 const fixture = (name) => path.join(root, 'test', 'fixtures', name)
 
 /** Sends to the port from node:dgram until stopped (bounded: at most `ms`). */
@@ -221,4 +223,64 @@ t.test('worker.terminate() with a ring open mid-flow', async (t) => {
   }
   const again = await listenFor(t, { address: '127.0.0.1', port })
   t.equal(again.address().port, port, 'the worker freed the port')
+})
+
+t.test('a close() promise settles even if its socket is garbage-collected meanwhile', async (t) => {
+  const { code, stdout, stderr } = await runNode(['--expose-gc', fixture('close-unheld.mjs'), root])
+  t.equal(code, 0, stderr)
+  t.same(JSON.parse(stdout), { rounds: 50, settled: 50 })
+})
+
+t.test('process exit and worker.terminate() right after close(): no wake-up reaches a freed ring', async (t) => {
+  for (const how of ['exit', 'worker']) {
+    const { code, stdout, stderr } = await runNode([fixture('close-then-exit.mjs'), root, how])
+    t.equal(code, 0, `${how}: ${stderr}`)
+    if (how === 'worker') t.match(stdout, /terminated/)
+  }
+})
+
+t.test('teardown of a ring whose close completes at once (as iocp does) with a wake-up queued: no use after free', {
+  skip: binding.faultInjection ? false : 'needs the sanitizer build with its test double: npm run test:asan runs this',
+}, async (t) => {
+  const { code, stdout, stderr } = await runNode([fixture('sync-close-teardown.mjs'), root])
+  t.equal(code, 0, stderr)
+  t.match(stdout, /terminated/)
+})
+
+t.test('unref(): a waiting stream or socket no longer keeps the process alive; ref() undoes it', async (t) => {
+  for (const how of ['stream', 'socket']) {
+    const { code, stdout, stderr } = await runNode([fixture('unref.mjs'), root, how])
+    t.equal(code, 0, stderr)
+    t.equal(stdout.trim(), 'waiting', `${how}: exited by itself`)
+  }
+  const { code, stdout, stderr } = await runNode([fixture('unref.mjs'), root, 'ref-again'])
+  t.equal(code, 0, stderr)
+  t.equal(stdout.trim(), 'waiting\nstill alive')
+})
+
+t.test('rx: 100 subscriptions on one port, each unsubscribed after 0-5 ms, then a new one binds', async (t) => {
+  const { fromDatagrams } = await import('dgram-ring/rx')
+  const port = await ring.listen({ address: '127.0.0.1' }).then(async (s) => {
+    const p = s.address().port
+    await s.close()
+    return p
+  })
+  for (let i = 0; i < 100; i++) {
+    const subscription = fromDatagrams({ address: '127.0.0.1', port }).subscribe({ error: (e) => t.fail(e.message) })
+    await sleep(i % 6)
+    subscription.unsubscribe()
+  }
+  const bound = await new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), 10_000)
+    const subscription = fromDatagrams({
+      address: '127.0.0.1',
+      port,
+      onListening: () => {
+        clearTimeout(timer)
+        resolve(true)
+        setImmediate(() => subscription.unsubscribe())
+      },
+    }).subscribe({ error: (e) => t.fail(e.message) })
+  })
+  t.ok(bound, 'the last subscription bound')
 })

@@ -1,0 +1,49 @@
+// One native→JS crossing carries at most 64 MiB: a larger batch is split, so
+// no ArrayBuffer nears an engine's limit and no payload offset can wrap.
+import t from 'tap'
+import { backends, client, ring, sendAll, sleep } from './lib/helpers.mjs'
+
+const LIMIT = 64 * 1024 * 1024 + 65535 + 1024 * 64 // the cap, plus at most one datagram and its table rows
+const COUNT = 1100
+const SIZE = 65000
+
+for (const backend of backends) {
+  t.test(`${backend}: a batch of ${COUNT} × ${SIZE} bytes crosses in pieces of at most 64 MiB, intact`, {
+    // The kernel must queue ~140 MB for this socket: SO_RCVBUFFORCE, which needs CAP_NET_ADMIN.
+    skip: process.getuid?.() === 0 ? false : 'needs root (SO_RCVBUFFORCE past net.core.rmem_max)',
+  }, async (t) => {
+    const sizes = []
+    const sequence = []
+    let resolveAll
+    const all = new Promise((resolve) => (resolveAll = resolve))
+    const socket = new ring.RingSocket(
+      { address: '127.0.0.1', backend, ringSize: 2048, bufferSize: 65535, recvBufferSize: 512 * 1024 * 1024 },
+      (batch) => {
+        sizes.push(batch.buffer.byteLength)
+        for (const d of batch) {
+          const n = d.data.readUInt32BE(0)
+          if (d.data.length !== SIZE || d.data[SIZE - 1] !== (n & 0xff)) t.fail(`datagram ${n} damaged`)
+          sequence.push(n)
+        }
+        if (sequence.length >= COUNT) resolveAll()
+      },
+      (error) => t.fail(error.message),
+    )
+    t.teardown(() => socket.close({ discard: true }))
+    const payloads = Array.from({ length: COUNT }, (_, i) => {
+      const b = Buffer.alloc(SIZE, i & 0xff)
+      b.writeUInt32BE(i, 0)
+      return b
+    })
+    await sendAll(client(t), payloads, socket.address().port, '127.0.0.1')
+    await sleep(100)
+    socket.grant(COUNT) // all queued: they come in as few receive calls as the backend makes
+    const timer = setTimeout(resolveAll, 20_000)
+    await all
+    clearTimeout(timer)
+    t.equal(sequence.length, COUNT, `received ${sequence.length}, kernel drops ${socket.stats().kernelDrops}`)
+    t.ok(sequence.every((n, i) => n === i), 'in order')
+    t.ok(sizes.every((size) => size <= LIMIT), `largest crossing ${Math.max(...sizes)} bytes`)
+    t.ok(sizes.some((size) => size > 60 * 1024 * 1024), 'the test did make batches near the cap')
+  })
+}
