@@ -288,6 +288,7 @@ export class RingSocket {
   ) {
     if (typeof onBatch !== 'function') throw invalidArgType('onBatch', 'of type function', onBatch, 'argument')
     if (typeof onError !== 'function') throw invalidArgType('onError', 'of type function', onError, 'argument')
+    if (typeof onWarning !== 'function') throw invalidArgType('onWarning', 'of type function', onWarning, 'argument')
     const resolved = resolvedOptions.has(options as ResolvedOptions) ? (options as ResolvedOptions) : resolveOptions(options as ListenOptions)
     const native = resolved.native
     this.#ringSize = native.ringSize

@@ -167,6 +167,8 @@ t.test('RingSocket refuses callbacks that are not functions, before it opens a s
   for (const bad of [undefined, null, 'f', {}, 1]) {
     t.throws(() => new ring.RingSocket({ address: '127.0.0.1' }, bad, () => {}), { constructor: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"onBatch"/ })
     t.throws(() => new ring.RingSocket({ address: '127.0.0.1' }, () => {}, bad), { constructor: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"onError"/ })
+    // onWarning is optional: undefined takes the default.
+    if (bad !== undefined) t.throws(() => new ring.RingSocket({ address: '127.0.0.1' }, () => {}, () => {}, bad), { constructor: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /"onWarning"/ })
   }
 })
 
