@@ -17,6 +17,7 @@ export interface NativeOptions {
   reuseAddr: boolean
   reusePort: boolean
   ipv6Only: boolean
+  thread: boolean
 }
 
 export interface NativeAddress {

@@ -61,6 +61,13 @@ export interface ListenOptions {
   ipv6Only?: boolean
   /** The receive backend; default `'auto'`. */
   backend?: BackendName
+  /**
+   * A receive thread keeps the ring filled while JavaScript runs (a garbage
+   * collection, a slow callback), as Windows' posted receives do, instead of
+   * the event loop reading the socket when it gets to it. POSIX backends;
+   * ignored on Windows, where receives are always posted. Default `false`.
+   */
+  thread?: boolean
   /** Aborting closes the socket and ends the stream, as `close()` does. */
   signal?: AbortSignal
 }
@@ -133,7 +140,7 @@ const IPPROTO_RAW = 255
 // Every option, in the order it is read.
 const OPTION_KEYS = [
   'type', 'protocol', 'address', 'port', 'ringSize', 'bufferSize', 'highWaterMark',
-  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'backend', 'signal',
+  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'thread', 'backend', 'signal',
 ] as const satisfies readonly (keyof ListenOptions)[]
 
 type OptionKey = (typeof OPTION_KEYS)[number]
@@ -244,6 +251,7 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
     reuseAddr: boolean(options, 'reuseAddr'),
     reusePort: boolean(options, 'reusePort'),
     ipv6Only: boolean(options, 'ipv6Only'),
+    thread: options.thread === undefined ? process.env.DGRAM_RING_THREAD === '1' : boolean(options, 'thread'),
   })
   const resolved: ResolvedOptions = Object.freeze({ native, backend, highWaterMark, signal })
   resolvedOptions.add(resolved)

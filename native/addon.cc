@@ -18,32 +18,13 @@
 #include <atomic>
 #include <cstring>
 
+#include "batch.h"
 #include "faults.h"
 #include "ring.h"
 
 namespace dgram_ring {
 
 namespace {
-
-// Layout of the per-batch table, in 32-bit words a datagram. lib/datagram.ts
-// reads the same numbers from the module's exports.
-enum TableWord : uint32_t {
-  kWordOffset = 0,  // payload offset in the batch ArrayBuffer
-  kWordLength,
-  kWordFlags,
-  kWordRemotePort,
-  kWordInterfaceIndex,
-  kWordRemoteAddress,                    // 4 words, network byte order
-  kWordLocalAddress = kWordRemoteAddress + 4,  // 4 words
-  kTableStride = kWordLocalAddress + 4,
-};
-
-// The most bytes (table and payloads) one crossing carries; a larger batch is
-// split. It keeps every offset far below 2^32 (table words are 32 bits) and
-// every ArrayBuffer below any engine's limit: a ring of 65536 slots of 64 KiB
-// would otherwise fill 4 GiB in one batch.
-constexpr size_t kMaxCrossingBytes = size_t{64} << 20;
-static_assert(kMaxCrossingBytes + 65535 + kTableStride * 4 < (size_t{1} << 31), "offsets fit in 31 bits");
 
 // A JS exception left pending by a failed N-API call would surface later from
 // an unrelated call: clear it. Returns it (or nullptr).
@@ -118,6 +99,7 @@ class Ring final : public Sink {
   enum class State { kOpen, kClosing, kClosed };
 
   bool Cross(const Completion* items, size_t count);
+  void Report(const char* listener, SysError error);
   void Closed();
   void UpdateHold();
   void MaybeDelete() {
@@ -237,6 +219,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     options.reuse_addr = o.Get("reuseAddr").ToBoolean();
     options.reuse_port = o.Get("reusePort").ToBoolean();
     options.ipv6_only = o.Get("ipv6Only").ToBoolean();
+    options.thread = o.Get("thread").ToBoolean();
     return options;
   }
 
@@ -367,18 +350,10 @@ bool Ring::Open(const std::string& backend_name, const Options& options) {
 
 void Ring::Deliver(const Completion* items, size_t count) {
   credits_ = count >= credits_ ? 0 : credits_ - static_cast<uint32_t>(count);
-  // One crossing for as many datagrams as fit in kMaxCrossingBytes (always at
-  // least one: a datagram is at most 65535 bytes).
   size_t start = 0;
   while (start < count) {
-    size_t end = start;
     size_t bytes = 0;
-    while (end < count) {
-      size_t size = kTableStride * sizeof(uint32_t) + items[end].length;
-      if (end > start && bytes + size > kMaxCrossingBytes) break;
-      bytes += size;
-      end++;
-    }
+    size_t end = start + ItemsInCrossing(items + start, count - start, &bytes);
     if (!Cross(items + start, end - start)) {
       counters_.discarded += count - end;  // the ring failed: the rest cannot reach JS either
       break;
@@ -399,13 +374,11 @@ bool Ring::Cross(const Completion* items, size_t count) {
     counters_.discarded += count;
     return true;
   }
-  size_t table_bytes = count * kTableStride * sizeof(uint32_t);
-  size_t payload_bytes = 0;
+  size_t bytes = 0;
+  ItemsInCrossing(items, count, &bytes);  // the caller split the batch: all fit
   uint64_t truncated = 0;
-  for (size_t i = 0; i < count; i++) {
-    payload_bytes += items[i].length;
+  for (size_t i = 0; i < count; i++)
     if (items[i].flags & kTruncated) truncated++;
-  }
   napi_handle_scope scope;
   if (napi_open_handle_scope(env_, &scope) != napi_ok) {
     TakePendingException(env_);
@@ -420,7 +393,7 @@ bool Ring::Cross(const Completion* items, size_t count) {
   napi_value buffer;
   int injected = 0;
   bool made = !Fault(FaultSite::kBuffer, &injected) &&
-              napi_create_buffer(env_, table_bytes + payload_bytes, &memory, &buffer) == napi_ok &&
+              napi_create_buffer(env_, bytes, &memory, &buffer) == napi_ok &&
               napi_get_typedarray_info(env_, buffer, nullptr, nullptr, nullptr, &args[0], nullptr) == napi_ok &&
               napi_create_uint32(env_, static_cast<uint32_t>(count), &args[1]) == napi_ok;
   if (!made) {
@@ -430,24 +403,9 @@ bool Ring::Cross(const Completion* items, size_t count) {
     Fail(SysError{UV_ENOMEM, "napi_create_buffer"});
     return false;
   }
-  uint8_t* base = static_cast<uint8_t*>(memory);
-  uint32_t* table = reinterpret_cast<uint32_t*>(base);
-  size_t offset = table_bytes;
-  for (size_t i = 0; i < count; i++) {
-    const Completion& item = items[i];
-    uint32_t* row = table + i * kTableStride;
-    row[kWordOffset] = static_cast<uint32_t>(offset);  // < kMaxCrossingBytes + 65535: no wrap
-    row[kWordLength] = item.length;
-    row[kWordFlags] = item.flags;
-    row[kWordRemotePort] = item.remote_port;
-    row[kWordInterfaceIndex] = item.interface_index;
-    memcpy(row + kWordRemoteAddress, item.remote_addr, 16);
-    memcpy(row + kWordLocalAddress, item.local_addr, 16);
-    if (item.length > 0) memcpy(base + offset, item.data, item.length);
-    offset += item.length;
-  }
+  WriteBatch(items, count, static_cast<uint8_t*>(memory));
   counters_.received += count;
-  counters_.bytes += payload_bytes;
+  counters_.bytes += bytes - count * kTableStride * sizeof(uint32_t);
   counters_.truncated += truncated;
   counters_.batches++;
   owner_->EmitProperty("onbatch", 2, args);
@@ -458,27 +416,23 @@ bool Ring::Cross(const Completion* items, size_t count) {
 void Ring::Fail(SysError error) {
   failed_ = true;
   UpdateHold();
-  if (owner_ == nullptr) return;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env_, &scope) != napi_ok) return (void)TakePendingException(env_);
-  napi_value args[2];
-  if (napi_create_int32(env_, error.code, &args[0]) == napi_ok &&
-      napi_create_string_utf8(env_, error.syscall, NAPI_AUTO_LENGTH, &args[1]) == napi_ok)
-    owner_->EmitProperty("onerror", 2, args);
-  else
-    TakePendingException(env_);
-  napi_close_handle_scope(env_, scope);
+  Report("onerror", error);
 }
 
 void Ring::Warn(SysError error) {
   counters_.transient_errors++;
+  Report("onwarning", error);
+}
+
+// Calls the JS object's `listener` property with (errno, syscall).
+void Ring::Report(const char* listener, SysError error) {
   if (owner_ == nullptr) return;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env_, &scope) != napi_ok) return (void)TakePendingException(env_);
   napi_value args[2];
   if (napi_create_int32(env_, error.code, &args[0]) == napi_ok &&
       napi_create_string_utf8(env_, error.syscall, NAPI_AUTO_LENGTH, &args[1]) == napi_ok)
-    owner_->EmitProperty("onwarning", 2, args);
+    owner_->EmitProperty(listener, 2, args);
   else
     TakePendingException(env_);
   napi_close_handle_scope(env_, scope);

@@ -1,25 +1,35 @@
 // POSIX backend: a ring of receive buffers filled by recvmmsg (Linux) or a
-// loop of recvmsg (other POSIX systems), on the loop thread, when uv_poll says
-// the socket is readable. "Posted" here means offered to the next receive
-// call: min(credits, ring size). With no credits the poll stops and the socket
-// is not read, so the kernel's queue fills and its drop counter counts.
+// loop of recvmsg (other POSIX systems). Two ways to drive it:
 //
-// Threads: every function here runs on the loop thread.
+// - Loop mode (Options::thread false): the loop thread receives when uv_poll
+//   says the socket is readable. "Posted" means offered to the next receive
+//   call: min(credits, ring size). With no credits the poll stops and the
+//   socket is not read, so the kernel's queue fills and its drop counter
+//   counts. Nothing drains the socket while JavaScript runs.
+// - Thread mode (Options::thread true): a receive thread keeps the credited
+//   slots filled while JavaScript runs (a garbage collection, a slow
+//   callback), as iocp's posted receives do, and wakes the loop thread
+//   (Sink::Wake), which hands everything filled to JS as one batch.
 //
-// Closing: a socket filter that drops everything is attached first (Linux),
-// so what arrives from then on is dropped by the kernel and counted in its
-// drop counter, and the queue holds exactly what had arrived. That is then
-// drained into JS (kDrain: one batch a wake-up, so JS runs between batches)
-// or read and counted as discarded (kDiscard: at once), and the socket is
-// closed. No buffer is with the kernel between receive calls, so there is
-// nothing to cancel.
-#include <fcntl.h>
+// Threads: everything here runs on the loop thread, except ReceiveLoop and
+// what it calls (Receive, ReceiveBatch, Complete: on the receive thread, only
+// on slots the loop thread does not own; see "Thread mode" below).
+//
+// Closing: arrivals are stopped first (posix_socket.h: a filter that drops
+// everything, counted by the kernel), the receive thread is joined, and then
+// the queue, which now holds exactly what had arrived, is drained into JS
+// (kDrain: one batch a wake-up, so JS runs between batches) or read and
+// counted as discarded (kDiscard: at once), and the socket is closed. No
+// buffer is with the kernel between receive calls: nothing to cancel.
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -27,13 +37,13 @@
 #include <vector>
 
 #ifdef __linux__
-#include <linux/filter.h>     // SO_ATTACH_FILTER
-#include <linux/sock_diag.h>  // SK_MEMINFO_DROPS
+#include <sys/eventfd.h>
 #endif
 
 #include "cmsg.h"
 #include "drop_counter.h"
 #include "faults.h"
+#include "posix_socket.h"
 #include "ring.h"
 #include "sockaddr.h"
 
@@ -44,8 +54,6 @@ namespace {
 // Receive calls per readable event at most, so one busy socket cannot starve
 // the rest of the loop.
 constexpr int kMaxReadsPerEvent = 16;
-
-SysError Errno(const char* syscall) { return SysError{-errno, syscall}; }
 
 // Errors that describe one earlier packet (ICMP reported on the socket), not
 // the socket: the ring goes on.
@@ -63,8 +71,10 @@ class MmsgBackend final : public Backend {
   MmsgBackend(Sink* sink, uv_loop_t* loop) : sink_(sink), loop_(loop) {}
 
   ~MmsgBackend() override {
-    // Only reached with no poll handle open: Open failed or Close finished.
+    // Only reached with no poll handle open and no thread: Open failed (and
+    // stopped what it had started) or Close finished.
     if (fd_ >= 0) ::close(fd_);
+    if (event_fd_ >= 0) ::close(event_fd_);
     free(buffers_);
   }
 
@@ -74,13 +84,17 @@ class MmsgBackend final : public Backend {
     ipv6_ = options.ipv6;
     ring_size_ = options.ring_size;
     buffer_size_ = options.buffer_size;
-    if (SysError err = OpenSocket(options)) return err;
+    if (SysError err = OpenPosixSocket(options, &fd_)) return err;
     if (SysError err = AllocateRing()) return err;
+    if (options.thread) {
+      if (SysError err = StartThread()) return err;
+    }
     poll_ = new uv_poll_t;
     int rc = uv_poll_init(loop_, poll_, fd_);
     if (rc != 0) {
       delete poll_;
       poll_ = nullptr;
+      StopThread();
       return SysError{rc, "uv_poll_init"};
     }
     poll_->data = this;
@@ -90,28 +104,43 @@ class MmsgBackend final : public Backend {
   SysError LocalAddress(uint8_t addr[16], int* family, uint16_t* port) const override {
     sockaddr_storage name;
     socklen_t length = sizeof name;
-    if (getsockname(fd_, reinterpret_cast<sockaddr*>(&name), &length) < 0) return Errno("getsockname");
+    if (getsockname(fd_, reinterpret_cast<sockaddr*>(&name), &length) < 0) return SysError{-errno, "getsockname"};
     if (!ReadSockaddr(name, length, addr, family, port)) return SysError{-EAFNOSUPPORT, "getsockname"};
     return SysError{};
   }
 
   void OnCredits() override {
     if (closing_ || failed_ || poll_ == nullptr) return;
-    uint32_t posted = Posted();
-    peak_posted_ = std::max(peak_posted_, posted);
-    if (posted > 0 && !polling_) {
+    uint32_t allowance = std::min(sink_->Credits(), ring_size_);
+    if (threaded_) {
+      allowance_.store(allowance, std::memory_order_release);
+      Signal();
+      // Completions held back for want of credits can go now.
+      if (allowance > 0 && filled_.load(std::memory_order_acquire) > 0) sink_->Wake();
+    } else if (allowance > 0 && !polling_) {
       int rc = uv_poll_start(poll_, UV_READABLE, OnPoll);
       if (rc != 0) return Stop(SysError{rc, "uv_poll_start"});
       polling_ = true;
-    } else if (posted == 0 && polling_) {
+    } else if (allowance == 0 && polling_) {
       uv_poll_stop(poll_);
       polling_ = false;
     }
+    peak_posted_ = std::max(peak_posted_, Posted());
   }
 
-  // Only a draining close asks for wake-ups: one batch each.
   void OnWake() override {
-    if (closing_ && mode_ == CloseMode::kDrain && !finishing_) DrainBatch();
+    if (closing_) {
+      if (mode_ == CloseMode::kDrain && !finishing_ && !delivering_) DrainBatch();
+      return;
+    }
+    if (!threaded_ || failed_) return;
+    for (uint32_t n = transient_errors_.exchange(0); n > 0; n--) {
+      sink_->Warn(SysError{last_transient_.load(), kName});
+      if (closing_) return;
+    }
+    if (int error = thread_error_.load()) return Stop(SysError{error, kName});
+    DeliverFilled(sink_->Credits());
+    if (closing_) ContinueClose();  // JS closed the socket from its batch handler
   }
 
   BackendStats Stats() const override {
@@ -144,8 +173,9 @@ class MmsgBackend final : public Backend {
     done_ = std::move(done);
     if (polling_) uv_poll_stop(poll_);
     polling_ = false;
-    StopArrivals();
-    if (!delivering_) ContinueClose();  // else ReadAvailable does, once Deliver returns
+    if (!StopArrivals(fd_)) closing_budget_ = ReceiveBufferBudget();
+    StopThread();  // from here on only this thread touches the ring
+    if (!delivering_) ContinueClose();  // else the delivery under way does, once Deliver returns
   }
 
  private:
@@ -157,59 +187,13 @@ class MmsgBackend final : public Backend {
       "recvmsg";
 #endif
 
+  // Loop thread. Buffers the kernel may fill now.
   uint32_t Posted() const {
     if (closing_ || failed_) return 0;
-    return std::min(sink_->Credits(), ring_size_);
-  }
-
-  SysError OpenSocket(const Options& options) {
-    int family = ipv6_ ? AF_INET6 : AF_INET;
-    int type = options.raw ? SOCK_RAW : SOCK_DGRAM;
-    int protocol = options.raw ? options.protocol : 0;
-#ifdef SOCK_CLOEXEC
-    fd_ = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
-    if (fd_ < 0) return Errno("socket");
-#else
-    fd_ = socket(family, type, protocol);
-    if (fd_ < 0) return Errno("socket");
-    if (fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK) < 0) return Errno("fcntl");
-    if (fcntl(fd_, F_SETFD, FD_CLOEXEC) < 0) return Errno("fcntl");
-#endif
-    int on = 1;
-    if (options.reuse_addr && setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
-      return Errno("setsockopt");
-    if (options.reuse_port) {
-#ifdef SO_REUSEPORT
-      if (setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0) return Errno("setsockopt");
-#else
-      return SysError{-ENOTSUP, "setsockopt"};
-#endif
-    }
-    if (ipv6_ && !options.raw) {  // a raw IPv6 socket never sees IPv4
-      int only = options.ipv6_only ? 1 : 0;
-      if (setsockopt(fd_, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only) < 0) return Errno("setsockopt");
-    }
-    if (options.recv_buffer_size > 0) SetReceiveBuffer(options.recv_buffer_size);
-    int rc = EnableControlMessages(fd_, ipv6_);
-    if (rc < 0) return SysError{rc, "setsockopt"};
-    return Bind(options);
-  }
-
-  // SO_RCVBUFFORCE passes the rmem_max cap when we may (CAP_NET_ADMIN); users
-  // who ask for a large buffer mean it.
-  void SetReceiveBuffer(int bytes) {
-#ifdef SO_RCVBUFFORCE
-    if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) == 0) return;
-#endif
-    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
-  }
-
-  SysError Bind(const Options& options) {
-    sockaddr_storage address;
-    int length = 0;
-    if (!ResolveBindAddress(options, &address, &length)) return SysError{-EINVAL, "getaddrinfo"};
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&address), static_cast<socklen_t>(length)) < 0) return Errno("bind");
-    return SysError{};
+    uint32_t allowance = std::min(sink_->Credits(), ring_size_);
+    if (!threaded_) return allowance;
+    uint32_t filled = filled_.load(std::memory_order_acquire);
+    return allowance > filled ? allowance - filled : 0;
   }
 
   SysError AllocateRing() {
@@ -220,6 +204,7 @@ class MmsgBackend final : public Backend {
     names_.resize(ring_size_);
     iovecs_.resize(ring_size_);
     completions_.resize(ring_size_);
+    batch_.resize(ring_size_);
 #ifdef __linux__
     messages_.resize(ring_size_);
 #endif
@@ -230,9 +215,7 @@ class MmsgBackend final : public Backend {
     return SysError{};
   }
 
-  uint8_t* Control(uint32_t slot) const {
-    return static_cast<uint8_t*>(iovecs_[slot].iov_base) + buffer_size_;
-  }
+  uint8_t* Control(uint32_t slot) const { return static_cast<uint8_t*>(iovecs_[slot].iov_base) + buffer_size_; }
 
   void PrepareHeader(msghdr* header, uint32_t slot) {
     memset(header, 0, sizeof *header);
@@ -244,6 +227,8 @@ class MmsgBackend final : public Backend {
     header->msg_controllen = control_size_;
   }
 
+  // ---- Loop mode ----------------------------------------------------------
+
   static void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
     auto* self = static_cast<MmsgBackend*>(handle->data);
     if (status < 0) return self->Stop(SysError{status, "uv_poll"});
@@ -254,21 +239,132 @@ class MmsgBackend final : public Backend {
     for (int round = 0; round < kMaxReadsPerEvent; round++) {
       uint32_t want = Posted();
       if (want == 0) break;
-      int count = Receive(want);
+      int count = Receive(want, 0);
       if (count == 0) break;
       if (count < 0 && IsTransientError(-count)) {
         sink_->Warn(SysError{count, kName});
-        if (closing_) return ContinueClose();
+        if (closing_) return;  // closed from the warning handler: Close went on by itself
         break;
       }
       if (count < 0) return Stop(SysError{count, kName});
-      delivering_ = true;
-      sink_->Deliver(completions_.data(), static_cast<size_t>(count));
-      delivering_ = false;
+      DeliverSlots(0, static_cast<uint32_t>(count));
       if (closing_) return ContinueClose();  // JS closed the socket from its batch handler
       if (failed_) return;
     }
     OnCredits();  // credits may have run out: stop polling until JS grants more
+  }
+
+  // ---- Thread mode --------------------------------------------------------
+  // The ring is used in order. The loop thread owns [head_, head_ + filled_):
+  // filled, waiting for JS, handed over by Deliver. The receive thread owns
+  // the rest and fills it from tail_ = head_ + filled_ on, at most
+  // allowance_ − filled_ slots (allowance_ = min(credits, ring size)), then
+  // publishes them by adding to filled_ (release) and wakes the loop. The
+  // loop thread gives slots back by subtracting from filled_ and signals the
+  // thread through event_fd_, as it does when credits change or to stop it.
+
+  SysError StartThread() {
+#ifdef __linux__
+    event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (event_fd_ < 0) return SysError{-errno, "eventfd"};
+    int rc = pthread_create(&thread_, nullptr, ReceiveThread, this);
+    if (rc != 0) return SysError{-rc, "pthread_create"};
+    threaded_ = true;
+    return SysError{};
+#else
+    return SysError{-ENOTSUP, "thread"};
+#endif
+  }
+
+  // Loop thread: wakes the receive thread to look at allowance_, filled_ and stop_ again.
+  void Signal() {
+#ifdef __linux__
+    uint64_t one = 1;
+    if (event_fd_ >= 0) (void)!write(event_fd_, &one, sizeof one);
+#endif
+  }
+
+  // Loop thread: stops the receive thread and waits for it (it is in poll or
+  // in a non-blocking receive: it returns at once).
+  void StopThread() {
+    if (!threaded_ || joined_) return;
+    stop_.store(true, std::memory_order_release);
+    Signal();
+    pthread_join(thread_, nullptr);
+    joined_ = true;
+  }
+
+  static void* ReceiveThread(void* self) {
+    static_cast<MmsgBackend*>(self)->ReceiveLoop();
+    return nullptr;
+  }
+
+  // Receive thread: fills credited slots as datagrams arrive, until stopped
+  // or the socket fails (thread_error_, reported by OnWake).
+  void ReceiveLoop() {
+    uint32_t tail = 0;
+    pollfd fds[2] = {{fd_, POLLIN, 0}, {event_fd_, POLLIN, 0}};
+    while (!stop_.load(std::memory_order_acquire)) {
+      uint32_t filled = filled_.load(std::memory_order_acquire);
+      uint32_t allowance = allowance_.load(std::memory_order_acquire);
+      uint32_t want = allowance > filled ? allowance - filled : 0;
+      fds[0].events = want > 0 ? POLLIN : 0;
+      if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        thread_error_.store(-errno);
+        sink_->Wake();
+        return;
+      }
+      if (fds[1].revents & POLLIN) {
+        uint64_t count;
+        (void)!read(event_fd_, &count, sizeof count);
+      }
+      if (want == 0 || fds[0].revents == 0) continue;
+      int count = Receive(want, tail);
+      if (count < 0 && IsTransientError(-count)) {
+        last_transient_.store(count);
+        transient_errors_.fetch_add(1);
+        sink_->Wake();
+        continue;
+      }
+      if (count < 0) {
+        thread_error_.store(count);
+        sink_->Wake();
+        return;
+      }
+      if (count == 0) continue;
+      tail = (tail + static_cast<uint32_t>(count)) % ring_size_;
+      filled_.fetch_add(static_cast<uint32_t>(count), std::memory_order_release);
+      sink_->Wake();
+    }
+  }
+
+  // Loop thread: hands at most `limit` filled slots to JS, in order, as one batch.
+  void DeliverFilled(uint32_t limit) {
+    uint32_t count = std::min(filled_.load(std::memory_order_acquire), limit);
+    if (count == 0) return;
+    DeliverSlots(head_, count);
+    head_ = (head_ + count) % ring_size_;
+    // Delivery used credits: the thread may fill only what is left of them
+    // (JS's next grant raises it again, through OnCredits).
+    if (!closing_ && !failed_) allowance_.store(std::min(sink_->Credits(), ring_size_), std::memory_order_release);
+    filled_.fetch_sub(count, std::memory_order_release);
+    if (!closing_) Signal();
+  }
+
+  // ---- Both modes ---------------------------------------------------------
+
+  // Loop thread: Deliver for `count` completed slots from `first` on.
+  // Delivery may re-enter Close: it then waits for this to return.
+  void DeliverSlots(uint32_t first, uint32_t count) {
+    const Completion* items = &completions_[first];
+    if (first + count > ring_size_) {  // wraps: one batch all the same
+      for (uint32_t i = 0; i < count; i++) batch_[i] = completions_[(first + i) % ring_size_];
+      items = batch_.data();
+    }
+    delivering_ = true;
+    sink_->Deliver(items, count);
+    delivering_ = false;
   }
 
   // After Close, once no delivery is under way.
@@ -279,47 +375,41 @@ class MmsgBackend final : public Backend {
       Finish();
   }
 
-  // Stops new datagrams from joining the queue: from now on the kernel drops
-  // them, counting each in its drop counter (a filter's verdict counts there
-  // as a full queue does). Elsewhere than Linux nothing stops them: the drain
-  // is then bounded by what the receive buffer can hold.
-  void StopArrivals() {
-#ifdef __linux__
-    sock_filter drop_all[] = {{BPF_RET | BPF_K, 0, 0, 0}};
-    sock_fprog program = {1, drop_all};
-    if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) == 0) return;
-#endif
+  // Where no filter stops arrivals, a close reads at most what the receive
+  // buffer can hold (the smallest datagram still takes a few hundred bytes).
+  int64_t ReceiveBufferBudget() const {
     int bytes = 0;
     socklen_t length = sizeof bytes;
     getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, &length);
-    // The smallest datagram still takes a few hundred bytes of receive buffer.
-    closing_budget_ = std::max<int64_t>(ring_size_, bytes / 128);
+    return std::max<int64_t>(ring_size_, bytes / 128);
   }
 
-  // One batch of the drain to JS; the next on the next wake-up, until the
-  // queue is empty. Delivery may re-enter Close (destroy() during close()).
+  // One batch of the drain to JS: the slots the receive thread had filled,
+  // then what the queue held; the next on the next wake-up, until the queue
+  // is empty. Delivery may re-enter Close (destroy() during close()).
   void DrainBatch() {
-    int count = closing_budget_ > 0 ? Receive(ClosingBatch()) : 0;
-    if (count <= 0) return Finish();  // empty (or failing): nothing more to deliver
-    closing_budget_ -= count;
-    delivering_ = true;
-    sink_->Deliver(completions_.data(), static_cast<size_t>(count));
-    delivering_ = false;
+    if (filled_.load(std::memory_order_acquire) > 0) {
+      DeliverFilled(ring_size_);
+    } else {
+      int count = closing_budget_ > 0 ? Receive(ClosingBatch(), 0) : 0;
+      if (count <= 0) return Finish();  // empty (or failing): nothing more to deliver
+      closing_budget_ -= count;
+      DeliverSlots(0, static_cast<uint32_t>(count));
+    }
     if (mode_ == CloseMode::kDiscard) return Finish();
     sink_->Wake();
   }
 
-  uint32_t ClosingBatch() const {
-    return static_cast<uint32_t>(std::min<int64_t>(ring_size_, closing_budget_));
-  }
+  uint32_t ClosingBatch() const { return static_cast<uint32_t>(std::min<int64_t>(ring_size_, closing_budget_)); }
 
-  // Reads what the queue still holds and throws it away, counted; then reads
-  // the drop counter one last time and closes the socket.
+  // Throws away what the receive thread had filled and what the queue still
+  // holds, counted; then reads the drop counter one last time and closes.
   void Finish() {
     if (finishing_) return;
     finishing_ = true;
+    discarded_ += filled_.exchange(0);
     while (closing_budget_ > 0) {
-      int count = Receive(ClosingBatch());
+      int count = Receive(ClosingBatch(), 0);
       if (count <= 0) break;
       discarded_ += static_cast<uint64_t>(count);
       closing_budget_ -= count;
@@ -336,12 +426,13 @@ class MmsgBackend final : public Backend {
     });
   }
 
-  // Fills completions_[0..n) and returns n, 0 when nothing is queued, or a
-  // negative errno for an error that ends the ring.
-  int Receive(uint32_t want) {
+  // Fills completions_ for the slots from `first` on (wrapping) and returns
+  // how many, 0 when nothing is queued, or a negative errno for an error that
+  // is not about one earlier packet.
+  int Receive(uint32_t want, uint32_t first) {
     for (;;) {
       int injected = 0;
-      int count = Fault(FaultSite::kRecv, &injected) ? -injected : ReceiveBatch(want);
+      int count = Fault(FaultSite::kRecv, &injected) ? -injected : ReceiveBatch(want, first);
       if (count >= 0) return count;
       if (-count == EAGAIN || -count == EWOULDBLOCK) return 0;
       if (-count == EINTR || IsPerPacketError(-count)) continue;
@@ -350,23 +441,24 @@ class MmsgBackend final : public Backend {
   }
 
 #ifdef __linux__
-  int ReceiveBatch(uint32_t want) {
-    for (uint32_t i = 0; i < want; i++) PrepareHeader(&messages_[i].msg_hdr, i);
+  int ReceiveBatch(uint32_t want, uint32_t first) {
+    for (uint32_t i = 0; i < want; i++) PrepareHeader(&messages_[i].msg_hdr, (first + i) % ring_size_);
     int count = recvmmsg(fd_, messages_.data(), want, MSG_DONTWAIT, nullptr);
     if (count < 0) return -errno;
-    for (int i = 0; i < count; i++) Complete(i, messages_[i].msg_hdr, messages_[i].msg_len);
+    for (int i = 0; i < count; i++) Complete((first + i) % ring_size_, messages_[i].msg_hdr, messages_[i].msg_len);
     return count;
   }
 #else
   // One datagram a call, but still handed to JS as one batch.
-  int ReceiveBatch(uint32_t want) {
+  int ReceiveBatch(uint32_t want, uint32_t first) {
     uint32_t count = 0;
     for (; count < want; count++) {
+      uint32_t slot = (first + count) % ring_size_;
       msghdr header;
-      PrepareHeader(&header, count);
+      PrepareHeader(&header, slot);
       ssize_t length = recvmsg(fd_, &header, MSG_DONTWAIT);
       if (length < 0) return count > 0 ? static_cast<int>(count) : -errno;
-      Complete(count, header, static_cast<size_t>(length));
+      Complete(slot, header, static_cast<size_t>(length));
     }
     return static_cast<int>(count);
   }
@@ -386,27 +478,24 @@ class MmsgBackend final : public Backend {
     DecodeControl(Control(slot), header.msg_controllen, ipv6_, &out);
   }
 
-  // The kernel's drop counter, accumulated in 64 bits; -1 where the OS has
-  // none. After the socket is closed, its last reading.
+  // Loop thread. The kernel's drop counter, accumulated in 64 bits; -1 where
+  // the OS has none. After the socket is closed, its last reading.
   int64_t KernelDrops() const {
-#if defined(__linux__) && defined(SO_MEMINFO)
-    if (!fd_closed_) {
-      uint32_t meminfo[SK_MEMINFO_VARS] = {};
-      socklen_t length = sizeof meminfo;
-      if (getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &length) == 0 &&
-          length > SK_MEMINFO_DROPS * sizeof(uint32_t)) {
-        drops_.Update(meminfo[SK_MEMINFO_DROPS]);
-        has_drops_ = true;
-      }
+    uint32_t reading = 0;
+    if (!fd_closed_ && ReadKernelDrops(fd_, &reading)) {
+      drops_.Update(reading);
+      has_drops_ = true;
     }
-#endif
     return has_drops_ ? static_cast<int64_t>(drops_.Total()) : -1;
   }
 
+  // Loop thread: the ring cannot go on. The receive thread has stopped (it
+  // reported the error) or is stopped here.
   void Stop(SysError error) {
     failed_ = true;
     if (polling_) uv_poll_stop(poll_);
     polling_ = false;
+    StopThread();
     sink_->Fail(error);
   }
 
@@ -421,17 +510,18 @@ class MmsgBackend final : public Backend {
   std::vector<sockaddr_storage> names_;
   std::vector<iovec> iovecs_;
 #ifdef __linux__
-  std::vector<mmsghdr> messages_;
+  std::vector<mmsghdr> messages_;  // the thread's in thread mode, until joined
 #endif
-  std::vector<Completion> completions_;
+  std::vector<Completion> completions_;  // one a slot
+  std::vector<Completion> batch_;        // a batch that wraps around the ring, in order
   uv_poll_t* poll_ = nullptr;  // on the heap: libuv frees it only in its close callback
   bool polling_ = false;
   bool closing_ = false;
   bool failed_ = false;
   bool delivering_ = false;  // inside Sink::Deliver: the slots are JS's until it returns
   CloseMode mode_ = CloseMode::kDrain;
-  bool finishing_ = false;   // Finish ran: the socket is being closed
-  bool fd_closed_ = false;   // no more readings of the drop counter
+  bool finishing_ = false;  // Finish ran: the socket is being closed
+  bool fd_closed_ = false;  // no more readings of the drop counter
   // Datagrams a close may still read: unbounded where a filter stops
   // arrivals, else what the receive buffer can hold.
   int64_t closing_budget_ = INT64_MAX;
@@ -440,6 +530,18 @@ class MmsgBackend final : public Backend {
   mutable DropCounter drops_;
   mutable bool has_drops_ = false;
   std::function<void()> done_;
+  // Thread mode.
+  bool threaded_ = false;
+  bool joined_ = false;
+  pthread_t thread_{};
+  int event_fd_ = -1;
+  uint32_t head_ = 0;                     // loop thread: the oldest filled slot
+  std::atomic<uint32_t> allowance_{0};    // loop → thread: min(credits, ring size)
+  std::atomic<uint32_t> filled_{0};       // filled, not yet handed to JS
+  std::atomic<bool> stop_{false};
+  std::atomic<int> thread_error_{0};      // thread → loop: the error that ended it
+  std::atomic<uint32_t> transient_errors_{0};
+  std::atomic<int> last_transient_{0};
 };
 
 }  // namespace

@@ -55,6 +55,7 @@ struct Options {
   bool reuse_addr = false;
   bool reuse_port = false;
   bool ipv6_only = false;
+  bool thread = false;  // a receive thread fills the ring while JS runs (POSIX backend)
 };
 
 // A system failure: a negative libuv-style error number (what Node's

@@ -209,7 +209,15 @@ if ((preflight != 0)); then
   failed+=("preflight (exit $preflight)")
   tests=""
 fi
-for file in $tests; do
+# The lifetime and accounting tests run a second time with the receive thread
+# forced on (DGRAM_RING_THREAD=1): its start, join and teardown under ASan.
+THREAD_TESTS=${ASAN_THREAD_TESTS-test/lifetime.test.mjs test/accounting.test.mjs test/thread.test.mjs}
+runs=()
+for file in $tests; do runs+=("$file|0"); done
+for file in $THREAD_TESTS; do [[ -f $file ]] && runs+=("$file|1"); done
+for run in "${runs[@]}"; do
+  file=${run%|*}
+  thread=${run#*|}
   if [[ ! -f $file ]]; then
     [[ -n ${ASAN_TESTS:-} ]] && { echo "test:asan: no such test $file" >&2; exit 1; }
     continue  # a default that this tree does not have (yet)
@@ -217,15 +225,16 @@ for file in $tests; do
   t0=$(date +%s)
   rc=0
   # `timeout` and `env` run outside the preload; only node (and its children) inside.
-  timeout -k 10 "$TIMEOUT" env "${ASAN_ENV[@]}" node "$file" >"$LOGS/$(basename "$file").tap" 2>&1 || rc=$?
-  summary=$(grep -E '^# \{ total' "$LOGS/$(basename "$file").tap" | tail -1 || true)
-  log "$file: exit $rc in $(($(date +%s) - t0))s ${summary:-(no summary)}"
+  tap=$LOGS/$(basename "$file")$( ((thread)) && echo .thread).tap
+  timeout -k 10 "$TIMEOUT" env "${ASAN_ENV[@]}" DGRAM_RING_THREAD="$thread" node "$file" >"$tap" 2>&1 || rc=$?
+  summary=$(grep -E '^# \{ total' "$tap" | tail -1 || true)
+  label=$file$( ((thread)) && echo " (receive thread)")
+  log "$label: exit $rc in $(($(date +%s) - t0))s ${summary:-(no summary)}"
   if ((rc != 0)); then
-    failed+=("$file (exit $rc)")
-    tap=$LOGS/$(basename "$file").tap
+    failed+=("$label (exit $rc)")
     if grep -qE '^ *not ok' "$tap"; then grep -nE -B2 -A30 '^ *not ok' "$tap" | head -120; else tail -15 "$tap"; fi
   else
-    passed+=("$file")
+    passed+=("$label")
   fi
 done
 

@@ -1,0 +1,42 @@
+// The memory of one native→JS crossing: a table of fixed-size rows of 32-bit
+// words (one row a datagram), then every payload. lib/datagram.ts reads the
+// same layout from the module's exports (`table`).
+#ifndef DGRAM_RING_BATCH_H_
+#define DGRAM_RING_BATCH_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ring.h"
+
+namespace dgram_ring {
+
+enum TableWord : uint32_t {
+  kWordOffset = 0,  // payload offset in the batch's memory
+  kWordLength,
+  kWordFlags,
+  kWordRemotePort,
+  kWordInterfaceIndex,
+  kWordRemoteAddress,                          // 4 words, network byte order
+  kWordLocalAddress = kWordRemoteAddress + 4,  // 4 words
+  kTableStride = kWordLocalAddress + 4,
+};
+
+// The most bytes (table and payloads) one crossing carries; a larger batch is
+// split. It keeps every offset far below 2^32 (table words are 32 bits) and
+// every ArrayBuffer below any engine's limit: a ring of 65536 slots of 64 KiB
+// would otherwise fill 4 GiB in one batch.
+constexpr size_t kMaxCrossingBytes = size_t{64} << 20;
+static_assert(kMaxCrossingBytes + 65535 + kTableStride * 4 < (size_t{1} << 31), "offsets fit in 31 bits");
+
+// How many of `count` items, from the first, fit in one crossing (at least
+// one: a datagram is at most 65535 bytes); *bytes is their memory size.
+size_t ItemsInCrossing(const Completion* items, size_t count, size_t* bytes);
+
+// Writes the table and payloads of `count` items into `memory` (the size
+// ItemsInCrossing gave). Any thread.
+void WriteBatch(const Completion* items, size_t count, uint8_t* memory);
+
+}  // namespace dgram_ring
+
+#endif  // DGRAM_RING_BATCH_H_

@@ -1,0 +1,30 @@
+// The POSIX socket under a backend: opened, configured and bound as Options
+// say, and the two things a close needs from it (stopping arrivals, reading
+// the kernel's drop counter). Loop thread, unless a backend says otherwise.
+#ifndef DGRAM_RING_POSIX_SOCKET_H_
+#define DGRAM_RING_POSIX_SOCKET_H_
+
+#include <cstdint>
+
+#include "ring.h"
+
+namespace dgram_ring {
+
+// Creates a non-blocking, close-on-exec socket, sets its options, asks for the
+// control messages cmsg.cc decodes, and binds it. *fd is the descriptor (also
+// after a failure, for the caller to close), or -1.
+SysError OpenPosixSocket(const Options& options, int* fd);
+
+// Stops new datagrams from joining the queue: from then on the kernel drops
+// them and counts each in its drop counter (a socket filter's verdict counts
+// there as a full queue does). Returns false where that is not possible
+// (not Linux): nothing stops them then.
+bool StopArrivals(int fd);
+
+// The kernel's drop counter for the socket (Linux: SK_MEMINFO_DROPS, 32 bits:
+// see DropCounter). False where the OS keeps none.
+bool ReadKernelDrops(int fd, uint32_t* drops);
+
+}  // namespace dgram_ring
+
+#endif  // DGRAM_RING_POSIX_SOCKET_H_
