@@ -4,6 +4,7 @@
 // and address strings come from a cache instead of being formatted per packet.
 import { Buffer } from 'node:buffer'
 import util from 'node:util'
+import { markAsUntransferable } from 'node:worker_threads'
 import { binding } from './binding'
 
 const T = binding.table
@@ -20,18 +21,32 @@ Object.defineProperty(Payload.prototype, 'constructor', { value: Buffer, writabl
 /** Address family of a datagram's addresses, named as in `node:dgram`. */
 export type AddressFamily = 'IPv4' | 'IPv6'
 
-/** A datagram as plain data: what `JSON.stringify(datagram)` writes (payload as base64). */
-export interface DatagramJSON {
-  data: string
+/** The fields of a datagram as plain data, whatever form its payload takes. */
+interface DatagramFields {
   remoteAddress: string
   remotePort: number
   family: AddressFamily
+  /** Absent where the datagram's `localAddress` is undefined; likewise the other optional fields. */
   localAddress?: string
   interfaceIndex?: number
   truncated: boolean
   controlTruncated: boolean
   broadcast?: boolean
   multicast?: boolean
+}
+
+/** A datagram as plain data: what `JSON.stringify(datagram)` writes (payload as base64). */
+export interface DatagramJSON extends DatagramFields {
+  data: string
+}
+
+/**
+ * A datagram as a plain object, from {@link Datagram.toObject}: its own copy of
+ * the payload and every field as a data property, so spreading, `structuredClone()`
+ * and `postMessage()` (with `data.buffer` in the transfer list, even) keep it all.
+ */
+export interface DatagramObject extends DatagramFields {
+  data: Buffer
 }
 
 /**
@@ -51,15 +66,20 @@ export class DatagramBatch implements Iterable<Datagram> {
 
   /** @internal batches are made by the socket */
   constructor(buffer: ArrayBuffer, count: number) {
+    // Every payload of the batch is a view of this one slab: transferring it
+    // (postMessage(d.data, [d.data.buffer])) would empty every other datagram.
+    // Marked as Node marks its Buffer pool: a transfer copies instead (or, in
+    // newer Node, throws a DataCloneError).
+    markAsUntransferable(buffer)
     this.buffer = buffer
     this.length = count
     this.table = new Uint32Array(buffer, 0, count * T.stride)
     this.bytes = new Uint8Array(buffer)
   }
 
-  /** The datagram at `index` (0 ≤ index < length). */
+  /** The datagram at `index`, an integer with 0 ≤ index < length; undefined for any other index. */
   at(index: number): Datagram | undefined {
-    return index >= 0 && index < this.length ? new Datagram(this, index) : undefined
+    return Number.isInteger(index) && index >= 0 && index < this.length ? new Datagram(this, index) : undefined
   }
 
   *[Symbol.iterator](): IterableIterator<Datagram> {
@@ -147,24 +167,43 @@ export class Datagram {
 
   /** Plain data, payload in base64: for logs and `JSON.stringify`. */
   toJSON(): DatagramJSON {
-    const json: DatagramJSON = {
-      data: this.data.toString('base64'),
+    return this.#plain(this.data.toString('base64'))
+  }
+
+  /**
+   * Plain data with its own copy of the payload: a Datagram's fields are
+   * getters over its batch, so `{ ...d }` and `structuredClone(d)` keep
+   * nothing; `d.toObject()` keeps everything, and holds no memory of the batch.
+   * Optional fields are absent where undefined.
+   */
+  toObject(): DatagramObject {
+    // Its own ArrayBuffer, exactly the payload's size: Buffer.from() would
+    // place a short one in Node's shared pool, which structuredClone() copies whole.
+    const data = this.data
+    const copy = Buffer.allocUnsafeSlow(data.length)
+    data.copy(copy)
+    return this.#plain(copy)
+  }
+
+  #plain<D>(data: D): DatagramFields & { data: D } {
+    const fields: DatagramFields & { data: D } = {
+      data,
       remoteAddress: this.remoteAddress,
       remotePort: this.remotePort,
       family: this.family,
       truncated: this.truncated,
       controlTruncated: this.controlTruncated,
     }
-    if (this.localAddress !== undefined) json.localAddress = this.localAddress
-    if (this.interfaceIndex !== undefined) json.interfaceIndex = this.interfaceIndex
-    if (this.broadcast !== undefined) json.broadcast = this.broadcast
-    if (this.multicast !== undefined) json.multicast = this.multicast
-    return json
+    if (this.localAddress !== undefined) fields.localAddress = this.localAddress
+    if (this.interfaceIndex !== undefined) fields.interfaceIndex = this.interfaceIndex
+    if (this.broadcast !== undefined) fields.broadcast = this.broadcast
+    if (this.multicast !== undefined) fields.multicast = this.multicast
+    return fields
   }
 
   [util.inspect.custom](depth: number, options: util.InspectOptionsStylized): string {
-    const { data: _base64, ...fields } = this.toJSON()
-    return `Datagram ${util.inspect({ ...fields, data: this.data }, { ...options, depth })}`
+    const { data, ...fields } = this.#plain(this.data)
+    return `Datagram ${util.inspect({ ...fields, data }, { ...options, depth })}`
   }
 }
 

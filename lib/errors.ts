@@ -29,31 +29,52 @@ function withCode<E extends Error>(error: E, code: DgramRingErrorCode): E & Code
   return Object.assign(error, { code })
 }
 
+// What a caller passed, in words, without running any of the caller's code: no
+// getter, Proxy trap, valueOf, toString or custom inspect of theirs is called.
 function describe(value: unknown): string {
   if (value === null) return 'null'
-  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`
-  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`
+  if (typeof value === 'function') return `function ${ownValue(value, 'name') || '(anonymous)'}`
+  if (typeof value === 'object') {
+    if (util.types.isProxy(value)) return 'a Proxy'
+    const prototype = Object.getPrototypeOf(value) as object | null
+    const constructor = prototype === null || util.types.isProxy(prototype) ? undefined : ownValue(prototype, 'constructor')
+    const name = typeof constructor === 'function' ? ownValue(constructor, 'name') : undefined
+    return `an instance of ${typeof name === 'string' && name !== '' ? name : 'Object'}`
+  }
   return `type ${typeof value} (${util.inspect(value)})`
 }
 
+// A data property's value; undefined for a getter, whose code is not run.
+function ownValue(object: object, key: string): unknown {
+  return Object.getOwnPropertyDescriptor(object, key)?.value
+}
+
+// A value for "Received …": a primitive as util.inspect writes it, an object by its constructor.
+function received(value: unknown): string {
+  return (typeof value === 'object' && value !== null) || typeof value === 'function' ? describe(value) : util.inspect(value)
+}
+
+/** What a validation error is about: an option of `listen()` and its kin, or a function's argument. */
+export type Subject = 'option' | 'argument'
+
 /** `name` had the wrong type. */
-export function invalidArgType(name: string, expected: string, actual: unknown): TypeError & CodedError {
-  return withCode(new TypeError(`The "${name}" option must be ${expected}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_TYPE')
+export function invalidArgType(name: string, expected: string, actual: unknown, subject: Subject = 'option'): TypeError & CodedError {
+  return withCode(new TypeError(`The "${name}" ${subject} must be ${expected}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_TYPE')
 }
 
 /** `name` had the right type but a value that cannot work. */
-export function invalidArgValue(name: string, reason: string, actual: unknown): TypeError & CodedError {
-  return withCode(new TypeError(`The "${name}" option ${reason}. Received ${util.inspect(actual)}`), 'ERR_INVALID_ARG_VALUE')
+export function invalidArgValue(name: string, reason: string, actual: unknown, subject: Subject = 'option'): TypeError & CodedError {
+  return withCode(new TypeError(`The "${name}" ${subject} ${reason}. Received ${received(actual)}`), 'ERR_INVALID_ARG_VALUE')
 }
 
 /** A number outside its range. */
-export function outOfRange(name: string, range: string, actual: unknown): RangeError & CodedError {
-  return withCode(new RangeError(`The "${name}" option must be ${range}. Received ${util.inspect(actual)}`), 'ERR_OUT_OF_RANGE')
+export function outOfRange(name: string, range: string, actual: unknown, subject: Subject = 'option'): RangeError & CodedError {
+  return withCode(new RangeError(`The "${name}" ${subject} must be ${range}. Received ${received(actual)}`), 'ERR_OUT_OF_RANGE')
 }
 
 /** A port that is not an integer in 0..65535 (Node's dgram uses the same code). */
 export function badPort(actual: unknown): RangeError & CodedError {
-  return withCode(new RangeError(`The "port" option must be an integer >= 0 and <= 65535. Received ${util.inspect(actual)}`), 'ERR_SOCKET_BAD_PORT')
+  return withCode(new RangeError(`The "port" option must be an integer >= 0 and <= 65535. Received ${received(actual)}`), 'ERR_SOCKET_BAD_PORT')
 }
 
 /** An operation on a socket that is closed (or never opened). */
@@ -77,13 +98,22 @@ export function backendUnavailable(name: string, available: readonly string[]): 
 /**
  * Turns what the native side threw or reported (an Error with `errno` and
  * `syscall`, or one with a `code`) into the error users see: for a system
- * error, `code` is the OS's error name and the message says what failed where.
+ * error, `code` is the OS's error name and the message says what failed where
+ * (for a link-local address, which zone did not resolve).
  */
 export function fromNative(error: unknown, where?: { address: string; port: number }): Error {
   if (!(error instanceof Error)) return new Error(String(error))
   const native = error as Error & { errno?: unknown; syscall?: unknown; code?: unknown }
   if (typeof native.errno !== 'number' || typeof native.syscall !== 'string') return error
-  return systemError(native.errno, native.syscall, native.syscall === 'bind' ? where : undefined)
+  const resolving = native.syscall === 'getaddrinfo'
+  const system = systemError(native.errno, native.syscall, native.syscall === 'bind' || resolving ? where : undefined)
+  // The address itself was checked before (net.isIP): what failed to resolve is its zone.
+  const zone = where?.address.indexOf('%') ?? -1
+  if (resolving && zone >= 0) {
+    system.message += `: the zone '${where?.address.slice(zone + 1)}' names no network interface of this host`
+    if (process.platform === 'win32') system.message += ' (on Windows, give the interface index)'
+  }
+  return system
 }
 
 /** A system error from a negative libuv-style errno, named as Node names it. */

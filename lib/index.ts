@@ -5,7 +5,7 @@
  */
 export { listen, DatagramStream } from './stream'
 export { RingSocket, type ListenOptions, type CloseOptions, type RingStats, type AddressInfo, type SocketType, type BackendName } from './socket'
-export { Datagram, DatagramBatch, type DatagramJSON, type AddressFamily } from './datagram'
+export { Datagram, DatagramBatch, type DatagramJSON, type DatagramObject, type AddressFamily } from './datagram'
 export type { CodedError, SystemError, DgramRingErrorCode } from './errors'
 
 import { binding } from './binding'

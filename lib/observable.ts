@@ -8,7 +8,7 @@
 import { Readable } from 'node:stream'
 import { Observable, from, mergeMap, type ObservableInput, type ObservedValueOf, type OperatorFunction, type Subscriber } from 'rxjs'
 import type { Datagram, DatagramBatch } from './datagram'
-import { abortError, closedError, invalidArgType, type CodedError, type DgramRingErrorCode } from './errors'
+import { abortError, closedError, invalidArgType, outOfRange, type CodedError, type DgramRingErrorCode } from './errors'
 import { RingSocket, resolveOptions, type AddressInfo, type ListenOptions, type ResolvedOptions, type RingStats } from './socket'
 import { kTakeOver, type DatagramStream } from './stream'
 
@@ -101,7 +101,9 @@ export function fromDatagramBatches(source: FromDatagramsOptions | DatagramStrea
  * exactly `mergeMap(project, concurrency)`.
  *
  * @param project maps a datagram (and its index) to an Observable, Promise, or other ObservableInput
- * @param concurrency projects running at once; default unlimited (then the ring alone bounds them)
+ * @param concurrency projects running at once, an integer ≥ 1 or `Infinity`; default unlimited (then the ring alone bounds them)
+ * @throws TypeError `ERR_INVALID_ARG_TYPE` if `project` is no function or `concurrency` no number;
+ *   RangeError `ERR_OUT_OF_RANGE` if `concurrency` is below 1, NaN, or not an integer
  *
  * @example
  * fromDatagrams({ port: 5140 })
@@ -112,6 +114,11 @@ export function mergeMapWithBackpressure<T, O extends ObservableInput<unknown>>(
   project: (value: T, index: number) => O,
   concurrency = Infinity,
 ): OperatorFunction<T, ObservedValueOf<O>> {
+  if (typeof project !== 'function') throw invalidArgType('project', 'of type function', project, 'argument')
+  if (typeof concurrency !== 'number') throw invalidArgType('concurrency', 'of type number', concurrency, 'argument')
+  if (!(concurrency >= 1) || (!Number.isInteger(concurrency) && concurrency !== Infinity)) {
+    throw outOfRange('concurrency', 'an integer >= 1, or Infinity', concurrency, 'argument')
+  }
   return (source) => {
     const credited = (source as Observable<T> & Partial<Credited<T>>)[kCredited]
     if (credited === undefined) return source.pipe(mergeMap(project, concurrency))

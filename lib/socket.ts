@@ -2,6 +2,7 @@
 // handle), with the options that open it. Streams and Observables are built on
 // it; use it directly to drive credits yourself.
 import net from 'node:net'
+import util from 'node:util'
 import { binding, type NativeOptions, type NativeRingSocket } from './binding'
 import { DatagramBatch, formatIPv6, type AddressFamily } from './datagram'
 import {
@@ -32,9 +33,15 @@ export interface ListenOptions {
    * packets (the payload after the IPv6 header, on Linux). Raw sockets need `protocol` and privilege.
    */
   type?: SocketType
-  /** IP protocol number of a raw socket (1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6, …), 1 to 255. Raw sockets only. */
+  /**
+   * IP protocol number of a raw socket (1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6, …), 1 to 254. Raw sockets
+   * only. 255 (IPPROTO_RAW) is refused: such a socket can only send.
+   */
   protocol?: number
-  /** Numeric address to bind (or `'localhost'`); default: the wildcard (`0.0.0.0` / `::`). */
+  /**
+   * Numeric address to bind (or `'localhost'`); default (when absent): the wildcard (`0.0.0.0` / `::`).
+   * An IPv6 address may carry a zone, `'fe80::1%eth0'` or `'fe80::1%2'` (on Windows, an index only).
+   */
   address?: string
   /** Port to bind; default 0 (the OS picks one: see `address()`). UDP only. */
   port?: number
@@ -127,8 +134,28 @@ export interface ResolvedOptions {
 
 const KNOWN_BACKENDS: readonly string[] = ['auto', 'recvmmsg', 'recvmsg', 'iocp', 'io_uring']
 const SOCKET_TYPES: readonly SocketType[] = ['udp4', 'udp6', 'raw4', 'raw6']
+/** IPPROTO_RAW: a raw socket of this protocol only sends (the caller writes the IP header); it never receives. */
+const IPPROTO_RAW = 255
 
-function integer(options: ListenOptions, name: keyof ListenOptions, min: number, max: number, fallback: number): number {
+// Every option, in the order it is read.
+const OPTION_KEYS = [
+  'type', 'protocol', 'address', 'port', 'ringSize', 'bufferSize', 'highWaterMark',
+  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'thread', 'backend', 'signal',
+] as const satisfies readonly (keyof ListenOptions)[]
+
+type OptionKey = (typeof OPTION_KEYS)[number]
+// What the caller passed, read once: each value is checked from here on, never re-read.
+type Snapshot = Record<OptionKey, unknown>
+
+// Reads every option exactly once (a getter or Proxy answers once; an error
+// it throws propagates as it is). Nothing else of `options` is touched.
+function snapshot(options: ListenOptions): Snapshot {
+  const values = {} as Snapshot
+  for (const key of OPTION_KEYS) values[key] = options[key]
+  return values
+}
+
+function integer(options: Snapshot, name: OptionKey, min: number, max: number, fallback: number): number {
   const value = options[name]
   if (value === undefined) return fallback
   if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value)
@@ -136,47 +163,70 @@ function integer(options: ListenOptions, name: keyof ListenOptions, min: number,
   return value
 }
 
-function boolean(options: ListenOptions, name: keyof ListenOptions): boolean {
+function boolean(options: Snapshot, name: OptionKey): boolean {
   const value = options[name]
   if (value === undefined) return false
   if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value)
   return value
 }
 
+const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')?.get
+
+// A real AbortSignal: not a Proxy, nor an object that merely inherits from
+// AbortSignal.prototype (its getters would throw once the stream uses it).
+function isAbortSignal(value: unknown): value is AbortSignal {
+  if (typeof value !== 'object' || value === null || util.types.isProxy(value) || !(value instanceof AbortSignal)) return false
+  try {
+    abortedGetter?.call(value)
+    return true
+  } catch {
+    return false
+  }
+}
+
 // What resolveOptions returned: a stream or Observable that validated its
 // options passes them on without the socket validating them again.
 const resolvedOptions = new WeakSet<ResolvedOptions>()
 
-/** @internal Validates options: throws a TypeError or RangeError with a `code` for anything wrong. */
-export function resolveOptions(options: ListenOptions | undefined): ResolvedOptions {
-  if (options === undefined) options = {}
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw invalidArgType('options', 'of type object', options)
+/**
+ * @internal Validates options: throws a TypeError or RangeError with a `code` for anything wrong.
+ * Reads every option of `options` once, then checks only what it read: the
+ * result (frozen, plain data) is all the native side ever sees.
+ */
+export function resolveOptions(input: ListenOptions | undefined): ResolvedOptions {
+  if (input === undefined) input = {}
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw invalidArgType('options', 'of type object', input)
   }
-  let address = options.address
-  if (address !== undefined && typeof address !== 'string') throw invalidArgType('address', 'of type string', address)
-  let type = options.type
+  const options = snapshot(input)
+  if (options.address !== undefined && typeof options.address !== 'string') throw invalidArgType('address', 'of type string', options.address)
+  let address = options.address as string | undefined
+  let type = options.type as SocketType | undefined
   if (type !== undefined && !SOCKET_TYPES.includes(type)) {
     throw invalidArgValue('type', `must be one of ${SOCKET_TYPES.map((t) => `'${t}'`).join(', ')}`, type)
   }
   const ipv6Type = (t: SocketType): boolean => t === 'udp6' || t === 'raw6'
   if (address === 'localhost') address = type !== undefined && ipv6Type(type) ? '::1' : '127.0.0.1'
-  if (address !== undefined && address !== '') {
+  if (address !== undefined) {
     const family = net.isIP(address)
-    if (family === 0) throw invalidArgValue('address', 'must be a numeric IPv4 or IPv6 address', address)
+    if (family === 0) throw invalidArgValue('address', 'must be a numeric IPv4 or IPv6 address (omit it for the wildcard)', address)
     type ??= family === 6 ? 'udp6' : 'udp4'
     if (ipv6Type(type) !== (family === 6)) throw invalidArgValue('address', `is not an address of type '${type}'`, address)
   }
   type ??= 'udp4'
   const raw = type === 'raw4' || type === 'raw6'
-  if (options.port !== undefined && (typeof options.port !== 'number' || !Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) {
-    if (typeof options.port !== 'number') throw invalidArgType('port', 'of type number', options.port)
-    throw badPort(options.port)
+  const port = options.port
+  if (port !== undefined) {
+    if (typeof port !== 'number') throw invalidArgType('port', 'of type number', port)
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw badPort(port)
+    if (raw && port !== 0) throw invalidArgValue('port', 'does not apply to raw sockets', port)
   }
-  if (raw && options.port) throw invalidArgValue('port', 'does not apply to raw sockets', options.port)
   if (!raw && options.protocol !== undefined) throw invalidArgValue('protocol', 'applies only to raw sockets', options.protocol)
   if (raw && options.protocol === undefined) throw invalidArgValue('protocol', `is required for a '${type}' socket`, options.protocol)
   const protocol = raw ? integer(options, 'protocol', 1, 255, 0) : 0
+  if (protocol === IPPROTO_RAW) {
+    throw invalidArgValue('protocol', 'is IPPROTO_RAW (255): such a socket can only send (the caller writes the IP header), never receive', protocol)
+  }
   const ringSize = integer(options, 'ringSize', 1, 65536, 256)
   const bufferSize = integer(options, 'bufferSize', 1, 65535, 2048)
   const highWaterMark = integer(options, 'highWaterMark', 1, 2 ** 31 - 1, ringSize)
@@ -188,26 +238,22 @@ export function resolveOptions(options: ListenOptions | undefined): ResolvedOpti
   }
   if (backend !== 'auto' && !binding.backends.includes(backend)) throw backendUnavailable(backend, binding.backends)
   const signal = options.signal
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('signal', 'an instance of AbortSignal', signal)
-  const resolved: ResolvedOptions = {
-    native: {
-      ipv6: ipv6Type(type),
-      raw,
-      protocol,
-      address: address ?? '',
-      port: options.port ?? 0,
-      ringSize,
-      bufferSize,
-      recvBufferSize,
-      reuseAddr: boolean(options, 'reuseAddr'),
-      reusePort: boolean(options, 'reusePort'),
-      ipv6Only: boolean(options, 'ipv6Only'),
-      thread: options.thread === undefined ? process.env.DGRAM_RING_THREAD === '1' : boolean(options, 'thread'),
-    },
-    backend,
-    highWaterMark,
-    signal,
-  }
+  if (signal !== undefined && !isAbortSignal(signal)) throw invalidArgType('signal', 'an instance of AbortSignal', signal)
+  const native: NativeOptions = Object.freeze({
+    ipv6: ipv6Type(type),
+    raw,
+    protocol,
+    address: address ?? '',
+    port: port ?? 0,
+    ringSize,
+    bufferSize,
+    recvBufferSize,
+    reuseAddr: boolean(options, 'reuseAddr'),
+    reusePort: boolean(options, 'reusePort'),
+    ipv6Only: boolean(options, 'ipv6Only'),
+    thread: options.thread === undefined ? process.env.DGRAM_RING_THREAD === '1' : boolean(options, 'thread'),
+  })
+  const resolved: ResolvedOptions = Object.freeze({ native, backend, highWaterMark, signal })
   resolvedOptions.add(resolved)
   return resolved
 }
@@ -236,7 +282,8 @@ export class RingSocket {
 
   /**
    * Opens and binds the socket (synchronously). Throws a TypeError/RangeError
-   * for bad options, or a system error (`code` `EADDRINUSE`, `EACCES`, …).
+   * with a `code` for bad options or callbacks that are not functions, or a
+   * system error (`code` `EADDRINUSE`, `EACCES`, …).
    * @param onBatch called with every batch, on the event loop
    * @param onError called if the ring stops on a system error (the socket stays open until `close()`)
    * @param onWarning called when a receive failed for a passing reason (`ENOMEM`, `ENOBUFS`) and the ring goes on
@@ -247,6 +294,9 @@ export class RingSocket {
     onError: (error: Error) => void,
     onWarning: (error: Error) => void = (error) => process.emitWarning(error),
   ) {
+    if (typeof onBatch !== 'function') throw invalidArgType('onBatch', 'of type function', onBatch, 'argument')
+    if (typeof onError !== 'function') throw invalidArgType('onError', 'of type function', onError, 'argument')
+    if (typeof onWarning !== 'function') throw invalidArgType('onWarning', 'of type function', onWarning, 'argument')
     const resolved = resolvedOptions.has(options as ResolvedOptions) ? (options as ResolvedOptions) : resolveOptions(options as ListenOptions)
     const native = resolved.native
     this.#ringSize = native.ringSize
@@ -283,8 +333,14 @@ export class RingSocket {
     return this.#closing !== undefined
   }
 
-  /** Allows `credits` more datagrams from now on (replacing the previous grant). Ignored after close. */
+  /**
+   * Allows `credits` more datagrams from now on (replacing the previous grant;
+   * below 0 is 0). Ignored after close. Throws `ERR_INVALID_ARG_TYPE` for a
+   * non-number, `ERR_OUT_OF_RANGE` for NaN.
+   */
   grant(credits: number): void {
+    if (typeof credits !== 'number') throw invalidArgType('credits', 'of type number', credits, 'argument')
+    if (Number.isNaN(credits)) throw outOfRange('credits', 'a number', credits, 'argument')
     if (this.#closing === undefined) this.#handle.grant(Math.max(0, Math.min(credits, 2 ** 32 - 1)))
   }
 

@@ -18,8 +18,10 @@
 namespace dgram_ring {
 
 // The address `options` asks to bind (numeric; empty is the wildcard) with its
-// port (none for a raw socket). False if it is no numeric address of the
-// socket's family (lib/socket.ts checks before we get here).
+// port (none for a raw socket) and, for IPv6, the scope its `%zone` names (an
+// interface name or index). False if it is no numeric address of the socket's
+// family (lib/socket.ts checks before we get here) or its zone names no
+// interface.
 bool ResolveBindAddress(const Options& options, sockaddr_storage* out, int* length);
 
 // Copies the IPv4 or IPv6 address (network byte order) and port out of `name`

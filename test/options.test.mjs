@@ -12,6 +12,9 @@ const invalid = [
   [{ type: 4 }, TypeError, 'ERR_INVALID_ARG_VALUE'],
   [{ address: 7 }, TypeError, 'ERR_INVALID_ARG_TYPE'],
   [{ address: 'not an address' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+  [{ address: '' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+  [{ address: 'fe80::1%' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+  [{ address: '127.0.0.1%lo' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
   [{ address: '::1', type: 'udp4' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
   [{ address: '127.0.0.1', type: 'udp6' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
   [{ port: -1 }, RangeError, 'ERR_SOCKET_BAD_PORT'],
@@ -19,6 +22,8 @@ const invalid = [
   [{ port: 1.5 }, RangeError, 'ERR_SOCKET_BAD_PORT'],
   [{ port: NaN }, RangeError, 'ERR_SOCKET_BAD_PORT'],
   [{ port: '80' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  [{ port: new Number(80) }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  [{ port: { valueOf: () => 80 } }, TypeError, 'ERR_INVALID_ARG_TYPE'],
   [{ ringSize: 0 }, RangeError, 'ERR_OUT_OF_RANGE'],
   [{ ringSize: 65537 }, RangeError, 'ERR_OUT_OF_RANGE'],
   [{ ringSize: 2.5 }, RangeError, 'ERR_OUT_OF_RANGE'],
@@ -43,6 +48,8 @@ const invalid = [
   [{ type: 'raw6', protocol: 0 }, RangeError, 'ERR_OUT_OF_RANGE'],
   [{ type: 'raw4', protocol: 256 }, RangeError, 'ERR_OUT_OF_RANGE'],
   [{ type: 'raw4', protocol: '1' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  [{ type: 'raw4', protocol: 255 }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+  [{ type: 'raw6', protocol: 255 }, TypeError, 'ERR_INVALID_ARG_VALUE'],
   [{ type: 'raw4', protocol: 1, port: 7 }, TypeError, 'ERR_INVALID_ARG_VALUE'],
   [{ type: 'raw4', protocol: 1, address: '::1' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
   [{ type: 'udp4', protocol: 17 }, TypeError, 'ERR_INVALID_ARG_VALUE'],
@@ -54,6 +61,14 @@ t.test('every invalid option rejects with a coded TypeError/RangeError', async (
     await t.rejects(ring.listen(options), { constructor: type, code }, label)
     t.throws(() => new ring.DatagramStream(options), { constructor: type, code }, `new DatagramStream: ${label}`)
   }
+})
+
+t.test('a raw socket of protocol IPPROTO_RAW (255) is refused: it could only send', async (t) => {
+  t.throws(() => new ring.DatagramStream({ type: 'raw4', protocol: 255 }), { code: 'ERR_INVALID_ARG_VALUE', message: /IPPROTO_RAW.*only send/ })
+})
+
+t.test('an empty address is refused, not taken as the wildcard', async (t) => {
+  t.throws(() => new ring.DatagramStream({ address: '' }), { code: 'ERR_INVALID_ARG_VALUE', message: /omit it for the wildcard/ })
 })
 
 t.test('a backend this platform does not have is a coded error', async (t) => {

@@ -15,6 +15,7 @@ import {
   type SystemError,
   type CodedError,
   type BackendName,
+  type DatagramObject,
 } from 'dgram-ring'
 import { fromDatagrams, fromDatagramBatches, mergeMapWithBackpressure } from 'dgram-ring/rx'
 import type { Observable } from 'rxjs'
@@ -36,7 +37,10 @@ async function main(): Promise<void> {
     const index: number | undefined = d.interfaceIndex
     const flags: boolean[] = [d.truncated, d.controlTruncated]
     const cast: Array<boolean | undefined> = [d.broadcast, d.multicast]
-    void [datagram, data, remote, port, local, index, flags, cast]
+    const plain: DatagramObject = d.toObject()
+    const copy: Buffer = plain.data
+    const optional: [string | undefined, number | undefined, boolean | undefined] = [plain.localAddress, plain.interfaceIndex, plain.broadcast]
+    void [datagram, data, remote, port, local, index, flags, cast, copy, optional]
     // @ts-expect-error fields are read-only
     d.remotePort = 1
   }
