@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench`: dgram-ring against node:dgram on loopback (DESIGN.md §7).
+// `npm run bench` (or `dgram-ring bench`): dgram-ring against node:dgram on loopback.
 //
 // One native sender (bench/blast.c, sendmmsg + UDP GSO) floods 127.0.0.1; each
 // receiver runs in its own child process, so CPU and RSS are its own:
@@ -456,7 +456,9 @@ async function main() {
     console.error(`${o.module} is missing: build it first (npx tsc -p tsconfig.json)`)
     process.exit(2)
   }
-  if (o.module === path.join(root, 'dist', 'index.js')) {
+  // Only a source checkout (it has tsconfig.json, the package does not) builds
+  // dist/ from lib/; an installed package's file times say nothing about that.
+  if (o.module === path.join(root, 'dist', 'index.js') && fs.existsSync(path.join(root, 'tsconfig.json'))) {
     const stale = fs.readdirSync(path.join(root, 'lib')).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')).filter((f) => {
       const js = path.join(root, 'dist', f.replace(/\.ts$/, '.js'))
       return !fs.existsSync(js) || fs.statSync(js).mtimeMs < fs.statSync(path.join(root, 'lib', f)).mtimeMs
@@ -544,7 +546,7 @@ async function main() {
     verdict = short.length === 0 ? 'met' : short.every((r) => r.lowerBound) ? 'inconclusive' : 'not met'
     const list = ringRows.map((r) => `${r.size} B ${r.lowerBound ? '≥ ' : ''}${fmtRatio(r.vsMessage)}`).join(', ')
     out(
-      `Target (DESIGN §7), dgram-ring through for await ≥ 2.5× node:dgram's saturated rate: **${verdict}** (${list})` +
+      `Target, dgram-ring through for await ≥ 2.5× node:dgram's saturated rate: **${verdict}** (${list})` +
         (verdict === 'inconclusive' ? ': the short ones were held back by the sender, not by dgram-ring.' : '.'),
     )
   }
@@ -571,6 +573,7 @@ async function main() {
 }
 
 main().catch((error) => {
-  console.error(error)
+  // A missing tool is one line; anything else keeps its stack for the bug report.
+  console.error(error.code === 'ERR_BENCH_NO_COMPILER' ? error.message : error)
   process.exit(1)
 })
