@@ -21,6 +21,7 @@
 //   --receivers LIST     any of message,readable,ring (default all three)
 //   --rcvbuf BYTES       SO_RCVBUF of every receiver (default min(4 MiB, net.core.rmem_max))
 //   --ring-size N        dgram-ring's ringSize (default: the library's)
+//   --buffer-size BYTES  dgram-ring's bufferSize (default: the library's; the command's is 65535)
 //   --touch data|none|all  what the loop reads of each datagram: payload length (default),
 //                        nothing, or also the source address and port
 //   --no-gso             plain sendmmsg sender (it offers ~350k datagrams/s at most)
@@ -71,6 +72,7 @@ function parseArgs(argv) {
     receivers: Object.keys(RECEIVERS),
     rcvbuf: undefined,
     ringSize: undefined,
+    bufferSize: undefined,
     touch: 'data',
     gso: true,
     // Messages a sendmmsg call, each of 64 GSO segments (46 at 1400 B). With 64
@@ -113,6 +115,7 @@ function parseArgs(argv) {
       }
       case '--rcvbuf': o.rcvbuf = Math.floor(number(arg, next(), 1, 2 ** 31 - 1)); break
       case '--ring-size': o.ringSize = Math.floor(number(arg, next(), 1, 65536)); break
+      case '--buffer-size': o.bufferSize = Math.floor(number(arg, next(), 1, 65535)); break
       case '--touch': o.touch = next(); if (!['data', 'none', 'all'].includes(o.touch)) usage(2); break
       case '--gso': o.gso = true; break
       case '--no-gso': o.gso = false; break
@@ -289,6 +292,7 @@ function measure(o, receiver, size) {
     windowMs: Math.round(o.seconds * 1000),
     recvBufferSize: o.rcvbuf,
     ringSize: o.ringSize,
+    bufferSize: o.bufferSize,
     touch: o.touch,
     modulePath: o.module,
     hardMs,
@@ -533,7 +537,7 @@ async function main() {
     `Setup: loopback 127.0.0.1; sender ${sender}${o.pin ? ` on CPU ${o.senderCpu}` : ''}; receivers${o.pin ? ` on CPU ${o.receiverCpu}` : ' unpinned'}, ` +
       `one process each, receive buffer ${o.rcvbuf} B (SO_RCVBUF) for all; ${o.warmup} s warm-up, ${o.seconds} s window; ` +
       `each datagram's ${o.touch === 'none' ? 'payload untouched' : o.touch === 'data' ? 'payload length read' : 'payload length and source address read'}` +
-      `${o.ringSize ? `; ringSize ${o.ringSize}` : ''}.`,
+      `${o.ringSize ? `; ringSize ${o.ringSize}` : ''}${o.bufferSize ? `; bufferSize ${o.bufferSize}` : ''}.`,
   )
   out(
     `received/s and CPU ns/datagram are over the window (process.cpuUsage user+sys ÷ datagrams); drops and accounting over the whole sender run ` +
