@@ -36,8 +36,9 @@ export interface DatagramMetadata {
   /** Index of the interface the datagram arrived on, when known. */
   interfaceIndex?: number
   /**
-   * True when the kernel cut the datagram short; the last syslog field or
-   * StatsD line of such a record is then incomplete.
+   * True when the kernel cut the datagram short. Every record parsed from
+   * it carries this, and what the cut left (the syslog message, the last
+   * StatsD line) is an error record, never data.
    */
   truncated?: boolean
 }

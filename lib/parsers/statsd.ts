@@ -152,7 +152,7 @@ export function parseStatsd(message: Uint8Array | string, options: ParseOptions 
 /**
  * Creates an object-mode Transform that parses each chunk with
  * {@link parseStatsd} and emits one {@link StatsdStreamRecord} per metric
- * (or per malformed line).
+ * line (or per malformed line; a multi-value line is one record).
  *
  * Chunks may be a Buffer/Uint8Array, a string, or a datagram object with a
  * `data` byte field ({@link DatagramLike}); for datagram objects every record
