@@ -73,7 +73,7 @@ t.test('bad command lines: one line on stderr, exit 2', async (t) => {
     t.notMatch(result.stderr, /The "\w+" option/, `${name}: in the command's terms, not the library's`)
   }
   const mismatch = await run(['listen', '--address', '::1', '--type', 'udp4'])
-  t.match(mismatch.stderr, /^dgram-ring: --address ::1 is not an address of --type udp4\n$/)
+  t.match(mismatch.stderr, /^dgram-ring: --address is not an address of type 'udp4'\. Received '::1'\n$/)
 })
 
 t.test('a system error (address in use): one line, exit 1', async (t) => {

@@ -105,12 +105,12 @@ function durationFlag(flags: Flags): number | undefined {
   return seconds
 }
 
-function addressFlag(flags: Flags, type: SocketType | undefined): string | undefined {
+function addressFlag(flags: Flags): string | undefined {
   const address = flags.values.get('address')
-  if (address === undefined) return undefined
-  const family = address === 'localhost' ? 4 : net.isIP(address)
-  if (family === 0) throw new UsageError(`--address must be a numeric IPv4 or IPv6 address or localhost, not '${address}'`)
-  if (type !== undefined && (type === 'udp6') !== (family === 6)) throw new UsageError(`--address ${address} is not an address of --type ${type}`)
+  if (address !== undefined && address !== 'localhost' && net.isIP(address) === 0) {
+    throw new UsageError(`--address must be a numeric IPv4 or IPv6 address or localhost, not '${address}'`)
+  }
+  // Whether it fits --type, the library says: inFlagTerms() puts that in the command's terms.
   return address
 }
 
@@ -146,11 +146,10 @@ export function parseListen(flags: Flags, backends: readonly string[]): ListenCo
   if (encoding !== undefined && parse !== 'raw') throw new UsageError(`--encoding applies to --parse raw only`)
   const timeZone = timeZoneFlag(flags)
   if (timeZone !== undefined && parse !== 'syslog') throw new UsageError(`--timezone applies to --parse syslog only`)
-  const type = choiceFlag<SocketType>(flags, 'type', ['udp4', 'udp6'])
   const options: ListenOptions = {
-    address: addressFlag(flags, type),
+    address: addressFlag(flags),
     port: integerFlag(flags, 'port', 0, 65535),
-    type,
+    type: choiceFlag<SocketType>(flags, 'type', ['udp4', 'udp6']),
     // The library validates too; checking here names the flag in the message.
     backend: choiceFlag(flags, 'backend', ['auto', ...backends] as BackendName[]),
     ringSize: integerFlag(flags, 'ring-size', 1, 65536),

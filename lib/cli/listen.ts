@@ -167,26 +167,29 @@ async function receive(stream: DatagramStream, command: ListenCommand, out: Node
   }
   // Reading to the end, also past --count and after a stop, so that every
   // datagram received is counted (as not written when it was not).
-  for await (const datagram of stream) {
-    if (accepted === limit || stop.signal.aborted) continue
-    accepted++
-    pending++
-    const more = out.write(format(datagram), done)
-    if (accepted === limit) void stream.close()
-    // Waiting here is the backpressure: the stream grants the ring no buffers meanwhile.
-    if (!more) await once(out, 'drain', { signal: stop.signal }).catch(() => undefined)
+  try {
+    for await (const datagram of stream) {
+      if (accepted === limit || stop.signal.aborted) continue
+      accepted++
+      pending++
+      const more = out.write(format(datagram), done)
+      if (accepted === limit) void stream.close()
+      // Waiting here is the backpressure: the stream grants the ring no buffers meanwhile.
+      if (!more) await once(out, 'drain', { signal: stop.signal }).catch(() => undefined)
+    }
+    if (pending > 0 && !stop.signal.aborted) {
+      await new Promise<void>((resolve) => {
+        onFlushed = resolve
+        stop.signal.addEventListener('abort', () => resolve(), { once: true })
+      })
+    }
+  } finally {
+    // Also when the stream failed: nothing of the command may keep the process alive.
+    clearTimeout(timer)
+    clearTimeout(grace)
+    stopStats?.()
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal)
   }
-  if (pending > 0 && !stop.signal.aborted) {
-    await new Promise<void>((resolve) => {
-      onFlushed = resolve
-      stop.signal.addEventListener('abort', () => resolve(), { once: true })
-    })
-  }
-
-  clearTimeout(timer)
-  clearTimeout(grace)
-  stopStats?.()
-  for (const signal of STOP_SIGNALS) process.off(signal, onSignal)
   // The reader went away (`| head`): that is how such a pipe ends, not a failure.
   if (broken) return 0
   if (failure !== undefined) throw failure
