@@ -24,7 +24,7 @@ t.test('bench passes its arguments to bench/run.mjs', async (t) => {
 })
 
 /** A copy of what `npm pack` ships, laid out as an install leaves it: lib/ written after dist/, so newer. */
-function installedCopy(t) {
+function installedCopy() {
   const [{ files }] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', timeout: LIMIT_MS }))
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dgram-ring-installed-'))
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -39,6 +39,8 @@ function installedCopy(t) {
   return { dir, shipped: new Set(shipped) }
 }
 
+const { dir, shipped } = installedCopy()
+
 /** Runs the installed copy's command with PATH holding no C compiler. */
 function runInstalled(dir, args) {
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'dgram-ring-path-'))
@@ -51,7 +53,6 @@ function runInstalled(dir, args) {
 }
 
 t.test('bench from an installed package without a C compiler: no false warning, one line naming the package', async (t) => {
-  const { dir, shipped } = installedCopy(t)
   t.ok(shipped.has('bench/run.mjs') && !shipped.has('tsconfig.json'), 'the package ships the benchmark, not the build setup')
   const result = await runInstalled(dir, ['bench', '--seconds', '0.2', '--sizes', '64', '--receivers', 'message'])
   t.equal(result.code, 1)
@@ -61,7 +62,6 @@ t.test('bench from an installed package without a C compiler: no false warning, 
 })
 
 t.test('bench and the command name only files the package ships', async (t) => {
-  const { dir, shipped } = installedCopy(t)
   const texts = [(await runInstalled(dir, ['--help'])).stdout, (await runInstalled(dir, ['bench', '--help'])).stdout]
   const named = texts.join('\n').match(/[\w./-]+\.(?:md|mjs|c|h|js|ts|json)\b/g) ?? []
   t.ok(texts[1].includes('--seconds'), 'bench --help printed its usage')
