@@ -98,11 +98,9 @@ function reportStats(stream: DatagramStream, err: NodeJS.WriteStream): () => voi
  * received = written + not written; sent = received + discarded + kernel drops.
  */
 export function summary(stats: RingStats, written: number): string {
-  // Read this way until the library's RingStats has `discarded`.
-  const discarded = (stats as { discarded?: number }).discarded ?? 0
   return (
     `dgram-ring: written ${written}, received ${stats.received}, not written ${stats.received - written}, ` +
-    `discarded ${discarded}, kernel drops ${stats.kernelDrops ?? 'n/a'}, truncated ${stats.truncated}, bytes ${stats.bytes}\n`
+    `discarded ${stats.discarded}, kernel drops ${stats.kernelDrops ?? 'n/a'}, truncated ${stats.truncated}, bytes ${stats.bytes}\n`
   )
 }
 
