@@ -15,7 +15,7 @@ import { Readable } from 'node:stream'
 import { createRequire } from 'node:module'
 
 const config = JSON.parse(process.argv[2])
-const { receiver, size, warmupMs, windowMs, recvBufferSize, ringSize, touch, modulePath, hardMs } = config
+const { receiver, size, warmupMs, windowMs, recvBufferSize, ringSize, bufferSize, touch, modulePath, hardMs } = config
 const QUIET_MS = 300 // the socket counts as drained after this long without a datagram
 const DRAIN_CAP_MS = 10_000
 
@@ -160,6 +160,7 @@ async function ringReceiver() {
   const ring = require(modulePath)
   const options = { address: '127.0.0.1', port: 0, recvBufferSize }
   if (ringSize) options.ringSize = ringSize
+  if (bufferSize) options.bufferSize = bufferSize
   const stream = await ring.listen(options)
   const done = (async () => {
     if (touch === 'none') {

@@ -59,6 +59,13 @@ export class DatagramBatch implements Iterable<Datagram> {
   readonly buffer: ArrayBuffer
   /** Number of datagrams in the batch. */
   readonly length: number
+  /**
+   * When the batch crossed from the native ring into JavaScript, in
+   * milliseconds since the epoch (`Date.now()`, taken once a batch). Every
+   * datagram of the batch has this {@link Datagram.receivedAt}. It is later
+   * than the kernel's arrival time by the time the batch waited in the ring.
+   */
+  readonly receivedAt: number
   /** @internal the table, one row of `binding.table.stride` words a datagram */
   readonly table: Uint32Array
   /** @internal byte view of `buffer`, for addresses */
@@ -73,6 +80,7 @@ export class DatagramBatch implements Iterable<Datagram> {
     markAsUntransferable(buffer)
     this.buffer = buffer
     this.length = count
+    this.receivedAt = Date.now()
     this.table = new Uint32Array(buffer, 0, count * T.stride)
     this.bytes = new Uint8Array(buffer)
   }
@@ -110,6 +118,11 @@ export class Datagram {
       this.#data = new Payload(this.#batch.buffer, table[this.#row + T.offset], table[this.#row + T.length]) as unknown as Buffer
     }
     return this.#data
+  }
+
+  /** When its batch crossed into JavaScript, in milliseconds since the epoch: {@link DatagramBatch.receivedAt}. */
+  get receivedAt(): number {
+    return this.#batch.receivedAt
   }
 
   /** The sender's address. On a dual-stack socket IPv4 senders appear v4-mapped (`::ffff:127.0.0.1`), as in `node:dgram`. */

@@ -1,100 +1,17 @@
 // The `dgram-ring` command, run as users run it (node bin/dgram-ring.js) and
 // fed by senders this project did not write: util-linux `logger`, bash's
-// /dev/udp and the hot-shots StatsD client. Every child is killed when its
-// test ends, and every wait is bounded.
+// /dev/udp and the hot-shots StatsD client. How it stops (signals, --count,
+// --duration, pipes) is in cli-stop.test.mjs; bench in cli-bench.test.mjs.
 import t from 'tap'
-import { execFile, execFileSync, spawn } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import dgram from 'node:dgram'
-import fs from 'node:fs'
 import os from 'node:os'
-import path from 'node:path'
 import { createRequire } from 'node:module'
-import { root } from './lib/helpers.mjs'
+import { client, sendAll } from './lib/helpers.mjs'
+import { LIMIT_MS, bashSend, cli, installed, parse, requireTool, run, startListen, stderrLines, summaryOf, until, version } from './lib/cli.mjs'
 
 const require = createRequire(import.meta.url)
 const StatsD = require('hot-shots')
-
-const cli = path.join(root, 'bin', 'dgram-ring.js')
-const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
-/** Upper bound on any wait: a broken CLI fails the test instead of hanging the run. */
-const LIMIT_MS = 30_000
-
-function installed(command) {
-  try {
-    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** Fails (not skips) when a system tool the tests rely on is missing. */
-function requireTool(t, command) {
-  if (installed(command)) return true
-  t.fail(`'${command}' is not installed: these tests need util-linux's ${command} (Debian/Ubuntu package: bsdutils)`)
-  return false
-}
-
-/** Runs the CLI to completion: { code, signal, stdout, stderr }. */
-function run(args, options = {}) {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: LIMIT_MS, killSignal: 'SIGKILL', ...options }, (error, stdout, stderr) => {
-      resolve({ code: error ? error.code ?? null : 0, signal: error?.signal ?? null, stdout, stderr })
-    })
-  })
-}
-
-/** Polls `condition` until it holds; throws after LIMIT_MS. */
-async function until(condition, what) {
-  const deadline = Date.now() + LIMIT_MS
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-/**
- * Starts `dgram-ring listen --port 0 …args` (on 127.0.0.1 unless args name an
- * address) and resolves once it says where it listens. `exited` resolves with
- * { code, signal, stdout, stderr }; `lines()` is stdout so far, split.
- */
-async function startListen(t, args) {
-  const address = args.includes('--address') || args.includes('--type') ? [] : ['--address', '127.0.0.1']
-  const child = spawn(process.execPath, [cli, 'listen', ...address, '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk) => (stdout += chunk))
-  child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk))
-  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })))
-  const killer = setTimeout(() => child.kill('SIGKILL'), LIMIT_MS)
-  exited.then(() => clearTimeout(killer))
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    return exited
-  })
-  let ended = false
-  exited.then(() => (ended = true))
-  await until(() => ended || /listening on .*:\d+ \(/.test(stderr), 'the listening line')
-  const match = /^dgram-ring: listening on (\S+):(\d+) \((\w+)\)\n/.exec(stderr)
-  if (match === null) throw new Error(`no listening line; stderr: ${stderr}`)
-  return {
-    child,
-    exited,
-    address: match[1],
-    port: Number(match[2]),
-    backend: match[3],
-    lines: () => stdout.split('\n').filter((line) => line !== ''),
-  }
-}
-
-/** bash writes `printf FORMAT` as one datagram to host:port through its /dev/udp. */
-function bashSend(port, format, host = '127.0.0.1') {
-  execFileSync('bash', ['-c', `printf '${format}' > /dev/udp/${host}/${port}`], { timeout: LIMIT_MS })
-}
-
-const parse = (result) => result.stdout.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line))
-const stderrLines = (result) => result.stderr.split('\n').filter((line) => line !== '')
-const SUMMARY = /^dgram-ring: (\d+) datagrams?, \d+ bytes?, \d+ truncated, \d+ kernel drops?$/
 
 t.test('--help, listen --help and --version', async (t) => {
   const help = await run(['--help'])
@@ -105,7 +22,7 @@ t.test('--help, listen --help and --version', async (t) => {
   t.equal(help.stderr, '')
   const listenHelp = await run(['listen', '--help'])
   t.equal(listenHelp.code, 0)
-  for (const flag of ['--address', '--port', '--type', '--count', '--duration', '--parse', '--encoding', '--backend', '--ring-size', '--buffer-size', '--stats']) {
+  for (const flag of ['--address', '--port', '--type', '--reuse-port', '--count', '--duration', '--parse', '--encoding', '--timezone', '--backend', '--ring-size', '--buffer-size', '--recv-buffer-size', '--stats']) {
     t.match(listenHelp.stdout, flag)
   }
   t.equal(listenHelp.stderr, '')
@@ -138,6 +55,14 @@ t.test('bad command lines: one line on stderr, exit 2', async (t) => {
     ['listen', '--ring-size', '0'],
     ['listen', '--buffer-size', '65536'],
     ['listen', '--stats=yes'],
+    ['listen', '--reuse-port=yes'],
+    ['listen', '--recv-buffer-size', '0'],
+    ['listen', '--recv-buffer-size', '1M'],
+    ['listen', '--parse', 'syslog', '--timezone', 'Mars/Olympus'],
+    ['listen', '--parse', 'syslog', '--timezone', '+25:00'],
+    ['listen', '--timezone', 'UTC'],
+    ['listen', '--address', '::1', '--type', 'udp4'],
+    ['listen', '--address', '127.0.0.1', '--type', 'udp6'],
   ]
   for (const args of cases) {
     const result = await run(args)
@@ -145,7 +70,10 @@ t.test('bad command lines: one line on stderr, exit 2', async (t) => {
     t.equal(result.code, 2, `${name}: exit 2`)
     t.match(result.stderr, /^dgram-ring: [^\n]+\n$/, `${name}: one line (${result.stderr.trim()})`)
     t.equal(result.stdout, '', `${name}: nothing on stdout`)
+    t.notMatch(result.stderr, /The "\w+" option/, `${name}: in the command's terms, not the library's`)
   }
+  const mismatch = await run(['listen', '--address', '::1', '--type', 'udp4'])
+  t.match(mismatch.stderr, /^dgram-ring: --address is not an address of type 'udp4'\. Received '::1'\n$/)
 })
 
 t.test('a system error (address in use): one line, exit 1', async (t) => {
@@ -159,6 +87,7 @@ t.test('a system error (address in use): one line, exit 1', async (t) => {
 })
 
 t.test('raw from bash /dev/udp: metadata, UTF-8 text, invalid UTF-8 as base64, --count', async (t) => {
+  const before = Date.now()
   const cli = await startListen(t, ['--count', '3'])
   t.equal(cli.address, '127.0.0.1')
   bashSend(cli.port, 'hi')
@@ -168,7 +97,10 @@ t.test('raw from bash /dev/udp: metadata, UTF-8 text, invalid UTF-8 as base64, -
   t.equal(result.code, 0, 'exits 0 after 3 datagrams')
   const records = parse(result)
   t.equal(records.length, 3)
+  const after = Date.now()
   for (const record of records) {
+    t.match(record.receivedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'receivedAt in ISO 8601')
+    t.ok(Date.parse(record.receivedAt) >= before && Date.parse(record.receivedAt) <= after, 'receivedAt: when it arrived')
     t.equal(record.remoteAddress, '127.0.0.1')
     t.ok(Number.isInteger(record.remotePort) && record.remotePort > 0, 'remotePort')
     t.equal(record.localAddress, '127.0.0.1')
@@ -180,8 +112,7 @@ t.test('raw from bash /dev/udp: metadata, UTF-8 text, invalid UTF-8 as base64, -
   t.match(records[2], { size: 6, data: 'café\n', encoding: 'utf8' })
   const err = stderrLines(result)
   t.equal(err.length, 2, 'stderr: the listening line and the summary')
-  t.match(err[1], SUMMARY)
-  t.match(err[1], /^dgram-ring: 3 datagrams, 13 bytes, 0 truncated, 0 kernel drops$/)
+  t.strictSame(summaryOf(err[1]), { written: 3, received: 3, notWritten: 0, discarded: 0, kernelDrops: 0, truncated: 0, bytes: 13 })
 })
 
 t.test('--encoding hex and base64 for every payload; --buffer-size truncates and marks it', async (t) => {
@@ -196,7 +127,7 @@ t.test('--encoding hex and base64 for every payload; --buffer-size truncates and
   const b64Result = await b64.exited
   t.equal(b64Result.code, 0)
   t.match(parse(b64Result), [{ size: 5, data: Buffer.from('hello').toString('base64'), encoding: 'base64', truncated: true }])
-  t.match(stderrLines(b64Result).at(-1), /, 1 truncated,/)
+  t.match(summaryOf(stderrLines(b64Result).at(-1)), { written: 1, truncated: 1 })
 })
 
 t.test('udp6 on ::1, and dual stack from 127.0.0.1', async (t) => {
@@ -292,102 +223,124 @@ t.test('statsd from hot-shots: counters, gauges and timers with tags, one line a
     { name: 'queue.depth', type: 'g', value: 42.5, tags: { env: 'test' } },
     { name: 'db.query', type: 'ms', value: 12, tags: { env: 'test', table: 'orders', cached: true } },
   ])
-  t.match(stderrLines(result).at(-1), /^dgram-ring: 1 datagram, \d+ bytes, 0 truncated, 0 kernel drops$/)
+  t.match(summaryOf(stderrLines(result).at(-1)), { written: 1, received: 1, notWritten: 0, truncated: 0, kernelDrops: 0 })
 })
 
-t.test('--duration: exits 0 with nothing received', async (t) => {
-  const cli = await startListen(t, ['--duration', '0.3'])
+
+t.test('the default buffer takes whole what node:dgram delivers whole (4000 and 65507 bytes)', async (t) => {
+  const cli = await startListen(t, ['--count', '2'])
+  await sendAll(client(t), [Buffer.alloc(4000, 120), Buffer.alloc(65507, 121)], cli.port, '127.0.0.1')
   const result = await cli.exited
   t.equal(result.code, 0)
-  t.equal(result.stdout, '')
-  t.match(stderrLines(result), [/^dgram-ring: listening on 127\.0\.0\.1:\d+ \(\w+\)$/, /^dgram-ring: 0 datagrams, 0 bytes/])
+  t.match(parse(result), [{ size: 4000, truncated: false }, { size: 65507, truncated: false }])
+  t.match(summaryOf(stderrLines(result).at(-1)), { written: 2, truncated: 0, bytes: 69507 })
 })
 
-t.test('| head -n 2: the CLI exits 0 and says nothing about EPIPE', async (t) => {
-  const shell = spawn(
-    'bash',
-    ['-c', `"${process.execPath}" "${cli}" listen --address 127.0.0.1 --port 0 | head -n 2; echo "cli-exit=\${PIPESTATUS[0]}" >&2`],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let stdout = ''
-  let stderr = ''
-  shell.stdout.setEncoding('utf8').on('data', (chunk) => (stdout += chunk))
-  shell.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk))
-  let done = false
-  const exited = new Promise((resolve) => shell.on('close', (code) => {
-    done = true
-    resolve(code)
-  }))
-  t.teardown(() => {
-    if (!done) shell.kill('SIGKILL')
-  })
-  await until(() => done || /listening on 127\.0\.0\.1:\d+/.test(stderr), 'the listening line')
-  const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(stderr)[1])
-  // head exits after two lines; the CLI learns it on its next write. Bounded.
-  for (let i = 0; i < 200 && !done; i++) {
-    bashSend(port, `line ${i}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  t.equal(await exited, 0)
-  t.match(stdout.split('\n'), [/"data":"line 0"/, /"data":"line 1"/, ''])
-  t.equal(stdout.split('\n').length, 3, 'exactly two lines')
-  const err = stderr.split('\n').filter((line) => line !== '')
-  t.match(err, [/^dgram-ring: listening on /, /^cli-exit=0$/], `stderr: ${JSON.stringify(stderr)}`)
-  t.equal(err.length, 2, 'nothing else on stderr')
-})
-
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  t.test(`${signal}: what was received is written, final stats on stderr, exit 0`, async (t) => {
-    const cli = await startListen(t, [])
-    bashSend(cli.port, 'one')
-    bashSend(cli.port, 'two')
-    await until(() => cli.lines().length === 2, 'two lines')
-    cli.child.kill(signal)
-    const result = await cli.exited
-    t.equal(result.code, 0)
-    t.equal(result.signal, null)
-    t.match(parse(result), [{ data: 'one' }, { data: 'two' }])
-    const err = stderrLines(result)
-    t.equal(err.length, 2)
-    t.match(err[1], /^dgram-ring: 2 datagrams, 6 bytes, 0 truncated, 0 kernel drops$/)
-  })
+/**
+ * hot-shots batching 100 tagged timings into 4000-byte datagrams, then a
+ * sentinel metric from another socket; resolves with the CLI's records once
+ * the sentinel is written and the CLI stopped.
+ */
+async function hotShotsBatch(t, args) {
+  const cli = await startListen(t, ['--parse', 'statsd', ...args])
+  const statsd = new StatsD({ host: '127.0.0.1', port: cli.port, maxBufferSize: 4000, includeDataDogTags: false, errorHandler: (error) => t.error(error) })
+  for (let i = 0; i < 100; i++) statsd.timing('checkout.service.database.query.duration', i, ['region:eu-west', `shard:${i}`])
+  await new Promise((resolve, reject) => statsd.close((error) => (error ? reject(error) : resolve())))
+  await sendAll(client(t), [Buffer.from('sentinel:1|c')], cli.port, '127.0.0.1')
+  await until(() => cli.lines().some((line) => line.includes('"name":"sentinel"')), 'the sentinel')
+  cli.child.kill('SIGTERM')
+  const result = await cli.exited
+  t.equal(result.code, 0)
+  return parse(result).filter((record) => record.name !== 'sentinel')
 }
 
-t.test('--stats, stderr not a TTY: one line a second', async (t) => {
-  // The 1 s interval is due before the 2.5 s timer, so at least one line comes first whatever the load.
-  const cli = await startListen(t, ['--stats', '--duration', '2.5'])
-  bashSend(cli.port, 'x')
+t.test('hot-shots, 100 timings batched into 4000-byte datagrams: all of them with the default buffer', async (t) => {
+  const records = await hotShotsBatch(t, [])
+  t.equal(records.length, 100, 'one record a timing')
+  t.ok(records.every((r) => r.type === 'ms' && r.tags.region === 'eu-west' && r.truncated === false && r.error === undefined), 'no error, nothing cut')
+  t.strictSame(records.map((r) => r.value), Array.from({ length: 100 }, (_, i) => i))
+})
+
+t.test('truncated datagrams (--buffer-size 1000): every record marked, each cut line an error, no wrong metric', async (t) => {
+  const records = await hotShotsBatch(t, ['--buffer-size', '1000'])
+  const datagrams = new Set(records.map((r) => `${r.remotePort}/${r.receivedAt}/${r.size}`))
+  t.ok(records.every((r) => r.truncated === true && r.size === 1000), 'every record: truncated, 1000 bytes')
+  const errors = records.filter((r) => r.error !== undefined)
+  const metrics = records.filter((r) => r.error === undefined)
+  t.ok(errors.length >= 2 && errors.every((r) => r.error === 'truncated line'), `${errors.length} truncated lines`)
+  t.ok(errors.length >= datagrams.size, 'at least one error record a datagram')
+  t.ok(metrics.length > 0 && metrics.length < 100, `${metrics.length} whole metrics`)
+  for (const metric of metrics) {
+    t.strictSame(metric.tags, { region: 'eu-west', shard: String(metric.value) }, `timing ${metric.value} intact`)
+  }
+})
+
+t.test('--parse statsd on a hostile 65 496-byte datagram: output a small multiple of the input', async (t) => {
+  // The issue's datagram: one DogStatsD line with ~16 000 values and ~3 500 tags.
+  let text = 'm:1'
+  while (text.length < 32_000) text += ':1'
+  text += '|d|#'
+  for (let i = 0; text.length < 65_490; i++) text += `t${i}:v,`
+  const datagram = Buffer.from(text.padEnd(65_496, 'x'))
+  const cli = await startListen(t, ['--parse', 'statsd', '--count', '1'])
+  await sendAll(client(t), [datagram], cli.port, '127.0.0.1')
   const result = await cli.exited
-  t.equal(result.code, 0)
-  t.notMatch(result.stderr, /\r/)
-  const err = stderrLines(result)
-  const stats = err.slice(1, -1)
-  t.ok(stats.length >= 1, 'at least one stats line')
-  for (const line of stats) t.match(line, /^dgram-ring: \d+ pps, \d+\.\d\d MB\/s, \d+ kernel drops?, \d+ buffers? posted$/)
-  t.match(err.at(-1), /^dgram-ring: 1 datagram, 1 byte, 0 truncated, 0 kernel drops$/)
+  t.equal(result.code, 0, 'no crash')
+  const records = parse(result)
+  t.equal(records.length, 1, 'one record for the one line')
+  t.equal(records[0].values.length, 16_000)
+  // Each record: at most 20× its line, plus the datagram's metadata.
+  t.ok(result.stdout.length <= 20 * datagram.length + 256 * records.length, `${result.stdout.length} bytes out of ${datagram.length}`)
 })
 
-t.test('--stats, stderr a TTY: one line rewritten in place', async (t) => {
-  if (!requireTool(t, 'script')) return
-  // script(1) gives the CLI a pseudo-terminal; -e passes its exit status on.
-  const command = `"${process.execPath}" "${cli}" listen --address 127.0.0.1 --port 0 --stats --duration 2.5 >/dev/null`
-  const output = await new Promise((resolve) => {
-    execFile('script', ['-qec', command, '/dev/null'], { timeout: LIMIT_MS, killSignal: 'SIGKILL' }, (error, stdout) => resolve({ code: error ? error.code : 0, stdout }))
-  })
-  t.equal(output.code, 0)
-  t.match(output.stdout, /\r\x1b\[Kdgram-ring: \d+ pps, /, 'stats line drawn over the previous one')
-  t.match(output.stdout, /\r\x1b\[Kdgram-ring: 0 datagrams, 0 bytes/, 'the line cleared before the summary')
+t.test('empty datagrams: an error record with either parser', async (t) => {
+  for (const parser of ['statsd', 'syslog']) {
+    const cli = await startListen(t, ['--parse', parser, '--count', '1'])
+    await sendAll(client(t), [Buffer.alloc(0)], cli.port, '127.0.0.1')
+    const result = await cli.exited
+    t.equal(result.code, 0)
+    t.match(parse(result), [{ size: 0, truncated: false, error: 'empty datagram', raw: '' }], parser)
+  }
 })
 
-t.test('bench passes its arguments to bench/run.mjs', async (t) => {
-  const bench = path.join(root, 'bench', 'run.mjs')
-  if (!fs.existsSync(bench)) return t.fail('bench/run.mjs is missing')
-  const direct = await new Promise((resolve) => {
-    execFile(process.execPath, [bench, '--help'], { timeout: LIMIT_MS }, (error, stdout, stderr) => resolve({ code: error ? error.code : 0, stdout, stderr }))
-  })
-  const viaCli = await run(['bench', '--help'])
-  t.equal(viaCli.code, direct.code, 'same exit status')
-  t.equal(viaCli.stdout, direct.stdout, 'same stdout')
-  t.equal(viaCli.stderr, direct.stderr, 'same stderr')
-  t.ok(viaCli.stdout.length + viaCli.stderr.length > 0, 'the benchmark printed its usage')
+t.test('--reuse-port: two receivers on one port', async (t) => {
+  const first = await startListen(t, ['--reuse-port', '--duration', '5'])
+  const second = await startListen(t, ['--reuse-port', '--duration', '5', '--port', String(first.port)])
+  t.equal(second.port, first.port, 'both bound')
+  first.child.kill('SIGTERM')
+  second.child.kill('SIGTERM')
+  t.match(await first.exited, { code: 0 })
+  t.match(await second.exited, { code: 0 })
+})
+
+t.test('--recv-buffer-size sets SO_RCVBUF', async (t) => {
+  if (!installed('ss')) return t.skip("needs ss (Debian/Ubuntu package: iproute2) to read the socket's receive buffer")
+  const cli = await startListen(t, ['--recv-buffer-size', '4194304', '--duration', '5'])
+  // ss prints the socket, then its memory: skmem:(r0,rb8388608,...) (Linux doubles what was asked).
+  const out = execFileSync('ss', ['-uamn', 'sport', '=', `:${cli.port}`], { encoding: 'utf8', timeout: LIMIT_MS })
+  const rb = Number(/\brb(\d+)/.exec(out)?.[1])
+  t.ok(rb >= 4194304, `rb ${rb}`)
+  cli.child.kill('SIGTERM')
+  t.match(await cli.exited, { code: 0 })
+})
+
+t.test('--timezone: an RFC 3164 message from a UTC+9 sender is dated when it was sent, not 9 hours ahead', async (t) => {
+  // The sender's wall clock, 9 hours ahead of UTC, as RFC 3164 writes it.
+  const tokyo = new Date(Date.now() + 9 * 3600_000)
+  const month = tokyo.toLocaleString('en-US', { month: 'short', timeZone: 'UTC' })
+  const clock = tokyo.toISOString().slice(11, 19)
+  const message = `<13>${month} ${String(tokyo.getUTCDate()).padStart(2, ' ')} ${clock} host app: hello`
+  const records = []
+  for (const zone of [[], ['--timezone', 'Asia/Tokyo'], ['--timezone', '+09:00']]) {
+    const cli = await startListen(t, ['--parse', 'syslog', '--count', '1', ...zone])
+    await sendAll(client(t), [Buffer.from(message)], cli.port, '127.0.0.1')
+    const result = await cli.exited
+    t.equal(result.code, 0)
+    const [record] = parse(result)
+    records.push(Date.parse(record.isoTimestamp) - Date.parse(record.receivedAt))
+  }
+  const [utc, iana, offset] = records
+  t.ok(Math.abs(utc - 9 * 3600_000) < 60_000, 'without --timezone: taken as UTC, 9 hours ahead (within a day of skew)')
+  t.ok(Math.abs(iana) < 60_000, `Asia/Tokyo: within a minute of arrival (${iana} ms)`)
+  t.ok(Math.abs(offset) < 60_000, `+09:00: within a minute of arrival (${offset} ms)`)
 })

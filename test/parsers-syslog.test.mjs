@@ -259,6 +259,40 @@ t.test('RFC 3164 year and zone inference', async (t) => {
   t.match(defaultNow.isoTimestamp, /^\d{4}-11-25T01:18:58\.000Z$/, 'defaults to the current clock')
 })
 
+t.test('RFC 3164 dates are never placed in the future beyond a day of clock skew', async (t) => {
+  const at = (iso) => ({ now: () => Date.parse(iso) })
+  // Closest-year guessing put these ~6 months ahead, in the future.
+  t.equal(parseSyslog('<13>Jun 30 10:00:00 h a: x', at('2026-12-31T00:00:00Z')).isoTimestamp, '2026-06-30T10:00:00.000Z', 'half a year back, same year')
+  t.equal(parseSyslog('<13>Jul  2 10:00:00 h a: x', at('2026-01-01T00:00:00Z')).isoTimestamp, '2025-07-02T10:00:00.000Z', 'half a year back, last year')
+  t.equal(parseSyslog('<13>Nov 26 00:59:00 h a: x', at('2026-11-25T01:00:00Z')).isoTimestamp, '2026-11-26T00:59:00.000Z', 'less than a day ahead: skew')
+  t.equal(parseSyslog('<13>Nov 26 01:01:00 h a: x', at('2026-11-25T01:00:00Z')).isoTimestamp, '2025-11-26T01:01:00.000Z', 'more than a day ahead: last year')
+})
+
+t.test('RFC 3164 timestamps in the senders\' time zone (timeZone)', async (t) => {
+  const now = () => Date.parse('2026-11-25T12:00:00Z')
+  const bsd = '<13>Nov 25 18:30:00 h a: x'
+  // A UTC+9 sender: 18:30 in Tokyo is 09:30 UTC, not 18:30 UTC (6.5 h in the future).
+  t.equal(parseSyslog(bsd, { now }).isoTimestamp, '2026-11-25T18:30:00.000Z', 'taken as UTC: 6.5 hours in the future')
+  for (const timeZone of ['Asia/Tokyo', '+09:00', '+0900']) {
+    t.equal(parseSyslog(bsd, { now, timeZone }).isoTimestamp, '2026-11-25T09:30:00.000Z', timeZone)
+  }
+  t.equal(parseSyslog(bsd, { now, timeZone: '-05:30' }).isoTimestamp, '2026-11-26T00:00:00.000Z', 'negative offset')
+  for (const timeZone of ['UTC', 'Z', 'utc']) t.equal(parseSyslog('<13>Nov 25 08:00:00 h a: x', { now, timeZone }).isoTimestamp, '2026-11-25T08:00:00.000Z', timeZone)
+  // Daylight saving time: New York is UTC-4 in July and UTC-5 in January.
+  const summer = () => Date.parse('2026-07-15T00:00:00Z')
+  t.equal(parseSyslog('<13>Jul 14 12:00:00 h a: x', { now: summer, timeZone: 'America/New_York' }).isoTimestamp, '2026-07-14T16:00:00.000Z', 'EDT')
+  const winter = () => Date.parse('2026-01-15T00:00:00Z')
+  t.equal(parseSyslog('<13>Jan 14 12:00:00 h a: x', { now: winter, timeZone: 'America/New_York' }).isoTimestamp, '2026-01-14T17:00:00.000Z', 'EST')
+  t.equal(parseSyslog('<13>1 2026-11-25T18:30:00+09:00 h a - - - x', { now, timeZone: 'America/New_York' }).isoTimestamp, '2026-11-25T09:30:00.000Z', 'an explicit offset wins')
+  const stream = createSyslogParser({ now, timeZone: 'Asia/Tokyo' })
+  stream.end(bsd)
+  t.match(await stream.toArray(), [{ isoTimestamp: '2026-11-25T09:30:00.000Z' }], 'the stream too')
+  for (const timeZone of ['Mars/Olympus', '+24:00', '09:00', '']) {
+    t.throws(() => parseSyslog(bsd, { timeZone }), { name: 'RangeError', code: 'ERR_INVALID_ARG_VALUE' }, `'${timeZone}' throws`)
+    t.throws(() => createSyslogParser({ timeZone }), RangeError)
+  }
+})
+
 t.test('malformed and truncated headers', async (t) => {
   const cases = [
     ['', 'empty datagram'],

@@ -36,8 +36,9 @@ export interface DatagramMetadata {
   /** Index of the interface the datagram arrived on, when known. */
   interfaceIndex?: number
   /**
-   * True when the kernel cut the datagram short; the last syslog field or
-   * StatsD line of such a record is then incomplete.
+   * True when the kernel cut the datagram short. Every record parsed from
+   * it carries this, and what the cut left (the syslog message, the last
+   * StatsD line) is an error record, never data.
    */
   truncated?: boolean
 }
@@ -79,6 +80,15 @@ export function setOwn<V>(target: Record<string, V>, key: string, value: NoInfer
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true })
 }
 
+/** Options of the parse functions about the datagram a payload came from. */
+export interface ParseOptions {
+  /**
+   * The payload is the start of a longer datagram (`Datagram.truncated`):
+   * its last line or message was cut and becomes an error record.
+   */
+  truncated?: boolean
+}
+
 /** Options common to the parser streams. */
 export interface ParserStreamOptions {
   /**
@@ -107,12 +117,13 @@ function isDatagramLike(chunk: unknown): chunk is DatagramLike {
 /**
  * Wraps a parser in an object-mode Transform accepting a Buffer, a
  * Uint8Array, a string, or a {@link DatagramLike}. Records parsed from a
- * datagram object get its {@link DatagramMetadata} attached. Unsupported
+ * datagram object get its {@link DatagramMetadata} attached, and a truncated
+ * one's cut-off end is an error record. Unsupported
  * chunks become a {@link ParserError} rather than an `'error'` event, so the
  * stream keeps flowing.
  */
 export function createParserTransform<R extends object>(
-  parse: (input: Uint8Array | string) => readonly R[],
+  parse: (input: Uint8Array | string, truncated: boolean) => readonly R[],
   options: ParserStreamOptions,
 ): Transform {
   return new Transform({
@@ -120,10 +131,10 @@ export function createParserTransform<R extends object>(
     highWaterMark: options.highWaterMark,
     transform(chunk: unknown, _encoding, callback) {
       if (typeof chunk === 'string' || chunk instanceof Uint8Array) {
-        for (const record of parse(chunk)) this.push(record)
+        for (const record of parse(chunk, false)) this.push(record)
       } else if (isDatagramLike(chunk)) {
         const metadata = metadataOf(chunk)
-        for (const record of parse(chunk.data)) this.push({ ...record, ...metadata })
+        for (const record of parse(chunk.data, metadata.truncated === true)) this.push({ ...record, ...metadata })
       } else {
         this.push(parserError('unsupported chunk: expected Buffer, string or { data: Buffer }', ''))
       }

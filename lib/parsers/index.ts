@@ -20,10 +20,11 @@ export type {
   StatsdTags,
   StatsdMetricBase,
   StatsdNumericMetric,
+  StatsdMultiValueMetric,
   StatsdSetMetric,
   StatsdMetric,
   StatsdRecord,
   StatsdStreamRecord,
   StatsdParserOptions,
 } from './statsd'
-export type { ParserError, DatagramMetadata, DatagramLike, ParserStreamOptions } from './common'
+export type { ParserError, DatagramMetadata, DatagramLike, ParseOptions, ParserStreamOptions } from './common'

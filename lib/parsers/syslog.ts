@@ -8,9 +8,11 @@ import {
   parserError,
   setOwn,
   type DatagramMetadata,
+  type ParseOptions,
   type ParserError,
   type ParserStreamOptions,
 } from './common'
+import { zoneConverter, type ZoneConverter } from './timezone'
 
 /** Which header layout a syslog message used. */
 export type SyslogFormat = 'rfc5424' | 'rfc3164'
@@ -45,13 +47,13 @@ export interface SyslogMessage {
    * RFC 5424 and RFC 3339 timestamps carry their own offset and are converted
    * exactly (sub-millisecond digits are dropped).
    *
-   * RFC 3164 timestamps (`Mmm dd hh:mm:ss`) carry neither year nor zone, so
-   * this value is a guess: the time is taken as UTC, and the year is the one
-   * (of the reference year, the one before or the one after) that puts the
-   * timestamp closest to the reference time — receive time unless
-   * {@link SyslogParserOptions.now} says otherwise. That handles December
-   * messages read in January and vice versa. If the sender's zone is known,
-   * re-interpret `timestamp` instead.
+   * RFC 3164 timestamps (`Mmm dd hh:mm:ss`) carry neither year nor zone:
+   * the time is taken in {@link SyslogParserOptions.timeZone} (default UTC),
+   * and the year (of the reference year, the one before and the one after)
+   * is the latest that does not put it more than a day after the reference
+   * time (receive time unless {@link SyslogParserOptions.now}
+   * says otherwise). A message is never dated in the future beyond a day of
+   * clock skew, and a December message read in January is last year's.
    */
   isoTimestamp: string | null
   /** HOSTNAME; for RFC 3164, `null` when the sender omitted it (see {@link parseSyslog}). */
@@ -86,7 +88,17 @@ export interface SyslogParserOptions extends ParserStreamOptions {
    * year of RFC 3164 timestamps. Defaults to `Date.now`.
    */
   now?: () => number
+  /**
+   * The senders' time zone, for RFC 3164 timestamps, which carry none: an
+   * IANA name (`'Asia/Tokyo'`), a fixed offset (`'+09:00'`, `'-0530'`), or
+   * `'UTC'`/`'Z'` (the default). Timestamps with an offset (RFC 5424,
+   * RFC 3339) ignore it. An unknown zone throws a RangeError.
+   */
+  timeZone?: string
 }
+
+/** How far in the future an RFC 3164 timestamp may be placed: a day of clock skew. */
+const MAX_FUTURE_MS = 86_400_000
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
 
@@ -96,10 +108,11 @@ const RFC3339_TIMESTAMP = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1
 const TAG_FORBIDDEN = /[[\]:]/
 
 /**
- * Parses one syslog datagram. Never throws: malformed input yields a
+ * Parses one syslog datagram. Never throws on input: malformed input yields a
  * {@link ParserError} (`empty datagram`, `missing PRI`, `truncated PRI`,
  * `invalid PRI`, `PRI out of range`, `truncated header`, `malformed header`,
- * `malformed structured data`).
+ * `malformed structured data`), and so does a datagram that was cut short
+ * (`truncated` set): `truncated message`, never a message with a cut text.
  *
  * Bytes are decoded as UTF-8 with U+FFFD replacement. Trailing LF, CR and NUL
  * are dropped because many senders terminate datagrams as if they were lines.
@@ -115,10 +128,17 @@ const TAG_FORBIDDEN = /[[\]:]/
  * `message`. Without a timestamp there is no hostname (RFC 3164 §4.3.2).
  *
  * @param message - Datagram payload (a Buffer or any Uint8Array) or text.
- * @param options - See {@link SyslogParserOptions}; only `now` is used here.
+ * @param options - `now` and `timeZone` ({@link SyslogParserOptions}), and
+ *   `truncated`: the payload is the start of a longer datagram.
+ * @throws RangeError for an unknown `timeZone`.
  */
-export function parseSyslog(message: Uint8Array | string, options: SyslogParserOptions = {}): SyslogRecord {
+export function parseSyslog(message: Uint8Array | string, options: SyslogParserOptions & ParseOptions = {}): SyslogRecord {
+  return parse(message, options.truncated === true, options.now ?? Date.now, zoneConverter(options.timeZone ?? 'UTC'))
+}
+
+function parse(message: Uint8Array | string, truncated: boolean, now: () => number, zone: ZoneConverter): SyslogRecord {
   const text = stripTerminators(decodeText(message))
+  if (truncated) return parserError('truncated message', text)
   if (text.length === 0) return parserError('empty datagram', text)
   if (text.charCodeAt(0) !== 0x3c /* < */) return parserError('missing PRI', text)
 
@@ -135,7 +155,7 @@ export function parseSyslog(message: Uint8Array | string, options: SyslogParserO
 
   const versionEnd = versionEndAt(text, pos)
   if (versionEnd !== -1) return parse5424(text, pos, versionEnd, priority)
-  return parse3164(text, pos, priority, options.now ?? Date.now)
+  return parse3164(text, pos, priority, now, zone)
 }
 
 /**
@@ -150,9 +170,12 @@ export function parseSyslog(message: Uint8Array | string, options: SyslogParserO
  * content. Backpressure is the standard Transform behaviour.
  *
  * @param options - See {@link SyslogParserOptions}.
+ * @throws RangeError for an unknown `timeZone`.
  */
 export function createSyslogParser(options: SyslogParserOptions = {}): Transform {
-  return createParserTransform((input) => [parseSyslog(input, options)], options)
+  const now = options.now ?? Date.now
+  const zone = zoneConverter(options.timeZone ?? 'UTC')
+  return createParserTransform((input, truncated) => [parse(input, truncated, now, zone)], options)
 }
 
 function isDigit(code: number): boolean {
@@ -328,21 +351,22 @@ function rfc3339ToIso(value: string): string | null {
   return new Date(utcMillis(year, month, day, hour, minute, second, ms) - offsetMinutes * 60_000).toISOString()
 }
 
-/** RFC 3164 timestamp parts → UTC ISO string using the year closest to `now`. */
-function bsdToIso(m: RegExpExecArray, now: number): string | null {
+/**
+ * RFC 3164 timestamp parts → UTC ISO string: the wall-clock time in `zone`,
+ * in the latest year that puts it at most {@link MAX_FUTURE_MS} after `now`.
+ */
+function bsdToIso(m: RegExpExecArray, now: number, zone: ZoneConverter): string | null {
   const month = MONTHS.indexOf(m[1] as string) + 1
   const [day, hour, minute, second] = m.slice(2, 6).map(Number) as [number, number, number, number]
   if (day < 1 || !validTime(hour, minute, second)) return null
   const referenceYear = new Date(now).getUTCFullYear()
-  let best: number | null = null
-  for (const year of [referenceYear - 1, referenceYear, referenceYear + 1]) {
+  for (let year = referenceYear + 1; year >= referenceYear - 1; year--) {
     if (day > daysInMonth(year, month)) continue
-    const candidate = utcMillis(year, month, day, hour, minute, second, 0)
-    // NaN when a caller-supplied `now` is not a valid time; toISOString would throw.
-    if (Number.isNaN(candidate)) continue
-    if (best === null || Math.abs(candidate - now) < Math.abs(best - now)) best = candidate
+    const candidate = zone(utcMillis(year, month, day, hour, minute, second, 0))
+    // NaN when a caller-supplied `now` is not a valid time: no year is chosen.
+    if (candidate <= now + MAX_FUTURE_MS) return new Date(candidate).toISOString()
   }
-  return best === null ? null : new Date(best).toISOString()
+  return null
 }
 
 /** First space-delimited word of `text` (possibly empty). */
@@ -376,7 +400,7 @@ function parseTag(word: string): { appName: string | null; procId: string | null
   return { appName: name === '' ? null : name, procId }
 }
 
-function parse3164(text: string, start: number, priority: number, now: () => number): SyslogRecord {
+function parse3164(text: string, start: number, priority: number, now: () => number, zone: ZoneConverter): SyslogRecord {
   let rest = text.slice(start)
   let timestamp: string | null = null
   let isoTimestamp: string | null = null
@@ -384,7 +408,7 @@ function parse3164(text: string, start: number, priority: number, now: () => num
   const bsd = BSD_TIMESTAMP.exec(rest)
   if (bsd !== null) {
     timestamp = bsd[0]
-    isoTimestamp = bsdToIso(bsd, now())
+    isoTimestamp = bsdToIso(bsd, now(), zone)
   } else {
     const word = firstWord(rest)
     isoTimestamp = rfc3339ToIso(word)

@@ -1,0 +1,198 @@
+// `dgram-ring listen`: datagrams in, JSON lines out on stdout, with stdout's
+// backpressure carried back to the ring, and a summary on stderr that adds up.
+import { once } from 'node:events'
+import os from 'node:os'
+import type { DatagramStream } from '../stream'
+import type { RingStats } from '../socket'
+import { formatter } from './format'
+import { DEFAULT_BUFFER_SIZE, parseFlags, parseListen, type ListenCommand } from './flags'
+
+export function listenHelp(backends: readonly string[]): string {
+  return `Usage: dgram-ring listen [options]
+
+Receives UDP datagrams and writes each as one JSON line on stdout, with
+remoteAddress, remotePort, localAddress, interfaceIndex, receivedAt, size,
+truncated and the payload (raw: data and encoding) or the parsed fields
+(syslog: one line a datagram; statsd: one line a metric line). Stops on
+SIGINT/SIGTERM/SIGHUP, --count or --duration: what the socket holds is
+written, then a summary on stderr.
+
+Options:
+      --address ADDR       Numeric IPv4/IPv6 address or localhost to bind
+                           (default: all, 0.0.0.0 or ::)
+  -p, --port PORT          Port to bind, 0 for any free one (default: 0)
+      --type udp4|udp6     Socket type (default: from --address, else udp4)
+      --reuse-port         SO_REUSEPORT: several receivers share the port
+  -n, --count N            Exit after writing N datagrams
+      --duration SECONDS   Exit after SECONDS (fractions allowed), even if
+                           stdout's reader stalls (at most a second later)
+      --parse raw|syslog|statsd
+                           How to write payloads (default: raw)
+      --encoding utf8|base64|hex
+                           Raw payload encoding (default: utf8; a payload that is
+                           not valid UTF-8 is written as base64, "encoding":"base64")
+      --timezone ZONE      Zone of RFC 3164 syslog timestamps, which carry none:
+                           an IANA name (Asia/Tokyo), an offset (+09:00) or UTC
+                           (default: UTC)
+      --backend NAME       Receive backend: ${['auto', ...backends].join(', ')} (default: auto)
+      --ring-size N        Receive buffers in the ring, 1-65536 (default: 256)
+      --buffer-size BYTES  Bytes a buffer, 1-65535 (default: ${DEFAULT_BUFFER_SIZE}); longer
+                           datagrams are cut and marked "truncated":true
+      --recv-buffer-size BYTES
+                           SO_RCVBUF: the kernel's queue for bursts (default: the OS's)
+      --stats              Every second, a stats line on stderr
+  -h, --help               Show this help
+
+On stderr: "dgram-ring: listening on ADDRESS:PORT (BACKEND)" once bound, and
+at the end "dgram-ring: written W, received R, not written N, discarded D,
+kernel drops K, truncated T, bytes B" (datagrams, but bytes).
+`
+}
+
+/** How long --duration waits, once over, for stdout to take what is left. */
+const FLUSH_GRACE_MS = 1000
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+
+function codeOf(error: unknown): unknown {
+  return error instanceof Error ? (error as Error & { code?: unknown }).code : undefined
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`
+}
+
+function describeAddress(stream: DatagramStream): string {
+  const { address, port, family } = stream.address()
+  return family === 'IPv6' ? `[${address}]:${port}` : `${address}:${port}`
+}
+
+/** Writes a stats line every second until stopped: on a TTY one line rewritten in place, else a line each. */
+function reportStats(stream: DatagramStream, err: NodeJS.WriteStream): () => void {
+  const tty = err.isTTY === true
+  let last = stream.stats()
+  let lastTime = process.hrtime.bigint()
+  const timer = setInterval(() => {
+    const now = process.hrtime.bigint()
+    const stats = stream.stats()
+    const seconds = Number(now - lastTime) / 1e9
+    const pps = Math.round((stats.received - last.received) / seconds)
+    const mbps = (stats.bytes - last.bytes) / seconds / 1e6
+    const drops = stats.kernelDrops === undefined ? 'kernel drops not counted here' : plural(stats.kernelDrops, 'kernel drop')
+    const line = `dgram-ring: ${pps} pps, ${mbps.toFixed(2)} MB/s, ${drops}, ${plural(stats.posted, 'buffer')} posted`
+    err.write(tty ? `\r\x1b[K${line}` : `${line}\n`)
+    last = stats
+    lastTime = now
+  }, 1000)
+  return () => {
+    clearInterval(timer)
+    if (tty) err.write('\r\x1b[K')
+  }
+}
+
+/**
+ * The last line on stderr. Datagrams: `written` (stdout took their lines),
+ * `received` (off the socket), `not written` (received past --count, or left
+ * when --duration's grace ran out), `discarded` (taken off the socket at close
+ * and thrown away), `kernel drops` (`n/a` where the OS counts none).
+ * received = written + not written; sent = received + discarded + kernel drops.
+ */
+export function summary(stats: RingStats, written: number): string {
+  return (
+    `dgram-ring: written ${written}, received ${stats.received}, not written ${stats.received - written}, ` +
+    `discarded ${stats.discarded}, kernel drops ${stats.kernelDrops ?? 'n/a'}, truncated ${stats.truncated}, bytes ${stats.bytes}\n`
+  )
+}
+
+export async function listenCommand(args: readonly string[]): Promise<number> {
+  const flags = parseFlags(args)
+  // Loaded here, not at the top: --version, --help and bench work without the native addon.
+  const { backends, listen } = await import('../index')
+  if (flags.switches.has('help')) {
+    process.stdout.write(listenHelp(backends))
+    return 0
+  }
+  const command = parseListen(flags, backends)
+  return receive(await listen(command.options), command, process.stdout, process.stderr)
+}
+
+async function receive(stream: DatagramStream, command: ListenCommand, out: NodeJS.WriteStream, err: NodeJS.WriteStream): Promise<number> {
+  // Aborted when output may no longer be waited for: a reader went away
+  // (EPIPE: end quietly), output failed, or --duration's grace ran out.
+  const stop = new AbortController()
+  let broken = false
+  let failure: Error | undefined
+  const onOutputError = (error: Error): void => {
+    if (codeOf(error) === 'EPIPE') broken = true
+    else failure ??= error
+    stop.abort()
+    void stream.close()
+  }
+  // Never removed: a late EPIPE must not become an uncaught exception.
+  out.on('error', onOutputError)
+  err.on('error', onOutputError)
+
+  err.write(`dgram-ring: listening on ${describeAddress(stream)} (${stream.backend})\n`)
+  const stopStats = command.stats ? reportStats(stream, err) : undefined
+  let grace: NodeJS.Timeout | undefined
+  const timer =
+    command.duration === undefined
+      ? undefined
+      : setTimeout(() => {
+          void stream.close()
+          grace = setTimeout(() => stop.abort(), FLUSH_GRACE_MS)
+        }, command.duration * 1000)
+  let signalled = false
+  const onSignal = (signal: NodeJS.Signals): void => {
+    // A second signal does not wait for a reader that stopped reading.
+    if (signalled) process.exit(128 + os.constants.signals[signal])
+    signalled = true
+    // The draining close: what the kernel holds still comes through the stream.
+    void stream.close()
+  }
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal)
+
+  const format = formatter(command)
+  const limit = command.count ?? Infinity
+  let accepted = 0 // datagrams whose lines were handed to stdout
+  let written = 0 // ... and that stdout took
+  let pending = 0
+  let onFlushed: (() => void) | undefined
+  const done = (error: Error | null | undefined): void => {
+    pending--
+    if (error == null) written++
+    if (pending === 0) onFlushed?.()
+  }
+  // Reading to the end, also past --count and after a stop, so that every
+  // datagram received is counted (as not written when it was not).
+  try {
+    for await (const datagram of stream) {
+      if (accepted === limit || stop.signal.aborted) continue
+      accepted++
+      pending++
+      const more = out.write(format(datagram), done)
+      if (accepted === limit) void stream.close()
+      // Waiting here is the backpressure: the stream grants the ring no buffers meanwhile.
+      if (!more) await once(out, 'drain', { signal: stop.signal }).catch(() => undefined)
+    }
+    if (pending > 0 && !stop.signal.aborted) {
+      await new Promise<void>((resolve) => {
+        onFlushed = resolve
+        stop.signal.addEventListener('abort', () => resolve(), { once: true })
+      })
+    }
+  } finally {
+    // Also when the stream failed: nothing of the command may keep the process alive.
+    clearTimeout(timer)
+    clearTimeout(grace)
+    stopStats?.()
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal)
+  }
+  // The reader went away (`| head`): that is how such a pipe ends, not a failure.
+  if (broken) return 0
+  if (failure !== undefined) throw failure
+  err.write(summary(stream.stats(), written))
+  // stdout's reader stalled past --duration: what it holds goes with the process.
+  if (pending > 0) process.exit(0)
+  return 0
+}

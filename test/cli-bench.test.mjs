@@ -1,0 +1,72 @@
+// `dgram-ring bench`: from the source tree, and from an installed package
+// (the files `npm pack` would ship, with the file times an install leaves),
+// where it must not warn about a build it cannot do, must not point at files
+// the package lacks, and must say in one line that a C compiler is missing.
+import t from 'tap'
+import { execFile, execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { root } from './lib/helpers.mjs'
+import { LIMIT_MS, run } from './lib/cli.mjs'
+
+t.test('bench passes its arguments to bench/run.mjs', async (t) => {
+  const bench = path.join(root, 'bench', 'run.mjs')
+  if (!fs.existsSync(bench)) return t.fail('bench/run.mjs is missing')
+  const direct = await new Promise((resolve) => {
+    execFile(process.execPath, [bench, '--help'], { timeout: LIMIT_MS }, (error, stdout, stderr) => resolve({ code: error ? error.code : 0, stdout, stderr }))
+  })
+  const viaCli = await run(['bench', '--help'])
+  t.equal(viaCli.code, direct.code, 'same exit status')
+  t.equal(viaCli.stdout, direct.stdout, 'same stdout')
+  t.equal(viaCli.stderr, direct.stderr, 'same stderr')
+  t.ok(viaCli.stdout.length + viaCli.stderr.length > 0, 'the benchmark printed its usage')
+})
+
+/** A copy of what `npm pack` ships, laid out as an install leaves it: lib/ written after dist/, so newer. */
+function installedCopy() {
+  const [{ files }] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', timeout: LIMIT_MS }))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dgram-ring-installed-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const shipped = files.map((f) => f.path)
+  const older = new Date(Date.now() - 60_000)
+  for (const file of shipped) {
+    const to = path.join(dir, file)
+    fs.mkdirSync(path.dirname(to), { recursive: true })
+    fs.copyFileSync(path.join(root, file), to)
+    if (file.startsWith('dist/')) fs.utimesSync(to, older, older)
+  }
+  return { dir, shipped: new Set(shipped) }
+}
+
+const { dir, shipped } = installedCopy()
+
+/** Runs the installed copy's command with PATH holding no C compiler. */
+function runInstalled(dir, args) {
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'dgram-ring-path-'))
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(dir, 'bin', 'dgram-ring.js'), ...args], { timeout: LIMIT_MS, env: { ...process.env, PATH: empty } }, (error, stdout, stderr) => {
+      fs.rmSync(empty, { recursive: true, force: true })
+      resolve({ code: error ? error.code : 0, stdout, stderr })
+    })
+  })
+}
+
+t.test('bench from an installed package without a C compiler: no false warning, one line naming the package', async (t) => {
+  t.ok(shipped.has('bench/run.mjs') && !shipped.has('tsconfig.json'), 'the package ships the benchmark, not the build setup')
+  const result = await runInstalled(dir, ['bench', '--seconds', '0.2', '--sizes', '64', '--receivers', 'message'])
+  t.equal(result.code, 1)
+  t.notMatch(result.stdout, /older than lib/, 'no warning about a build the package does not do')
+  t.match(result.stderr, /^[^\n]*no C compiler[^\n]*apt-get install gcc[^\n]*\n$/, `one line: ${JSON.stringify(result.stderr)}`)
+  t.notMatch(result.stderr, /\n\s+at /, 'no stack trace')
+})
+
+t.test('bench and the command name only files the package ships', async (t) => {
+  const texts = [(await runInstalled(dir, ['--help'])).stdout, (await runInstalled(dir, ['bench', '--help'])).stdout]
+  const named = texts.join('\n').match(/[\w./-]+\.(?:md|mjs|c|h|js|ts|json)\b/g) ?? []
+  t.ok(texts[1].includes('--seconds'), 'bench --help printed its usage')
+  for (const file of new Set(named)) {
+    const relative = file.replace(/^\.\//, '')
+    t.ok(shipped.has(relative), `'${file}' is shipped`)
+  }
+})
