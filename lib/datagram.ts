@@ -33,6 +33,8 @@ interface DatagramFields {
   controlTruncated: boolean
   broadcast?: boolean
   multicast?: boolean
+  /** When its batch crossed into JavaScript, in milliseconds since the epoch. */
+  receivedAt: number
 }
 
 /** A datagram as plain data: what `JSON.stringify(datagram)` writes (payload as base64). */
@@ -206,6 +208,7 @@ export class Datagram {
       family: this.family,
       truncated: this.truncated,
       controlTruncated: this.controlTruncated,
+      receivedAt: this.receivedAt,
     }
     if (this.localAddress !== undefined) fields.localAddress = this.localAddress
     if (this.interfaceIndex !== undefined) fields.interfaceIndex = this.interfaceIndex

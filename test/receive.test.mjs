@@ -148,7 +148,9 @@ t.test('a Datagram serialises to plain data', async (t) => {
     interfaceIndex: d.interfaceIndex,
     broadcast: false,
     multicast: false,
+    receivedAt: d.receivedAt,
   })
+  t.ok(Math.abs(d.receivedAt - Date.now()) < 60_000, 'receivedAt is a time')
   t.match(util.inspect(d), /Datagram \{[^]*remoteAddress: '127.0.0.1'/)
   // data is a real Buffer, whatever it is made from
   t.ok(Buffer.isBuffer(d.data) && d.data instanceof Buffer)
