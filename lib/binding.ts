@@ -28,6 +28,8 @@ export interface NativeAddress {
 
 export interface NativeRingSocket {
   readonly backend: string
+  /** SO_RCVBUF as the OS reports it; undefined once closed. */
+  readonly recvBufferSize: number | undefined
   grant(credits: number): void
   stats(): RingStats
   address(): NativeAddress

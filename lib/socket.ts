@@ -323,6 +323,16 @@ export class RingSocket {
     return this.#handle.backend
   }
 
+  /**
+   * The kernel's receive queue for this socket in bytes, as the OS reports it
+   * (`SO_RCVBUF`: Linux reports twice what was asked, its bookkeeping
+   * included, and caps a request at `net.core.rmem_max` unless the process
+   * may pass it). Undefined once closed.
+   */
+  get recvBufferSize(): number | undefined {
+    return this.#handle.recvBufferSize
+  }
+
   /** Buffers in the ring. */
   get ringSize(): number {
     return this.#ringSize

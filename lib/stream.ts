@@ -86,6 +86,11 @@ export class DatagramStream extends Readable {
     return this.#socket?.backend
   }
 
+  /** The kernel's receive queue in bytes, as the OS reports it (see {@link RingSocket.recvBufferSize}); undefined once closed. */
+  get recvBufferSize(): number | undefined {
+    return this.#socket?.recvBufferSize
+  }
+
   /** The bound address. Throws `ERR_DGRAM_RING_CLOSED` once closed. */
   address(): AddressInfo {
     if (this.#socket === undefined) throw closedError('address()')

@@ -82,6 +82,7 @@ class Ring final : public Sink {
   void SetRef(bool keep_alive);
   RingStats Stats() const;
   const char* BackendName() const { return backend_->Name(); }
+  int ReceiveBufferSize() const { return backend_->ReceiveBufferSize(); }
   SysError LocalAddress(uint8_t addr[16], int* family, uint16_t* port) const {
     return backend_->LocalAddress(addr, family, port);
   }
@@ -139,6 +140,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
                            InstanceMethod<&RingSocket::RefLoop>("ref"),
                            InstanceMethod<&RingSocket::UnrefLoop>("unref"),
                            InstanceAccessor<&RingSocket::Backend>("backend"),
+                           InstanceAccessor<&RingSocket::RecvBufferSize>("recvBufferSize"),
                        });
   }
 
@@ -288,6 +290,11 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     CloseMode mode = info[1].ToBoolean() ? CloseMode::kDiscard : CloseMode::kDrain;
     ring_->Close(info[0].IsFunction() ? info[0].As<Napi::Function>() : Napi::Function(), mode);
     return env.Undefined();
+  }
+
+  Napi::Value RecvBufferSize(const Napi::CallbackInfo& info) {
+    if (ring_ == nullptr || !ring_->IsOpen()) return info.Env().Undefined();
+    return Napi::Number::New(info.Env(), ring_->ReceiveBufferSize());
   }
 
   Napi::Value Backend(const Napi::CallbackInfo& info) {

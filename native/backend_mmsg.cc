@@ -152,6 +152,12 @@ class MmsgBackend final : public Backend {
     return stats;
   }
 
+  int ReceiveBufferSize() const override {
+    int bytes = 0;
+    socklen_t length = sizeof bytes;
+    return getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, &length) == 0 ? bytes : 0;
+  }
+
   void SetRef(bool keep_alive) override {
     if (poll_ == nullptr) return;
     if (keep_alive)
@@ -380,12 +386,7 @@ class MmsgBackend final : public Backend {
 
   // Where no filter stops arrivals, a close reads at most what the receive
   // buffer can hold (the smallest datagram still takes a few hundred bytes).
-  int64_t ReceiveBufferBudget() const {
-    int bytes = 0;
-    socklen_t length = sizeof bytes;
-    getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, &length);
-    return std::max<int64_t>(ring_size_, bytes / 128);
-  }
+  int64_t ReceiveBufferBudget() const { return std::max<int64_t>(ring_size_, ReceiveBufferSize() / 128); }
 
   // One batch of the drain to JS: the slots the receive thread had filled,
   // then what the queue held; the next on the next wake-up, until the queue

@@ -157,6 +157,9 @@ class Backend {
   // Runs after Sink::Wake, on the loop thread.
   virtual void OnWake() = 0;
   virtual BackendStats Stats() const = 0;
+  // The socket's receive queue in bytes, as the OS reports SO_RCVBUF (Linux
+  // reports twice what was asked: its bookkeeping included); 0 if unknown.
+  virtual int ReceiveBufferSize() const = 0;
   // Whether the backend's own loop handles keep the event loop alive while
   // it waits for datagrams (stream.ref()/unref()). Default: they do.
   virtual void SetRef(bool keep_alive) = 0;
