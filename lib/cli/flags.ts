@@ -9,6 +9,15 @@ import { zoneConverter } from '../parsers/timezone'
 /** The command's own default --buffer-size: the largest UDP payload fits, so nothing `node:dgram` delivers whole is cut. */
 export const DEFAULT_BUFFER_SIZE = 65535
 
+/**
+ * The receive buffer the command asks for unless --recv-buffer-size says
+ * otherwise: about 80 ms of 200-byte messages at 100k/s, so that a pause of
+ * the process (a garbage collection, a slow write) does not become loss.
+ * Linux grants it with CAP_NET_ADMIN (SO_RCVBUFFORCE), else up to
+ * net.core.rmem_max; the command says what it got.
+ */
+export const DEFAULT_RECV_BUFFER_SIZE = 16 * 1024 * 1024
+
 /** A bad command line: reported in one line, exit status 2. */
 export class UsageError extends Error {}
 
@@ -40,6 +49,7 @@ const LISTEN_FLAGS = {
   'buffer-size': { type: 'string' },
   'recv-buffer-size': { type: 'string' },
   'reuse-port': { type: 'boolean' },
+  thread: { type: 'string' },
   stats: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Record<string, FlagSpec>
@@ -138,6 +148,8 @@ export interface ListenCommand {
   /** --timezone, checked; undefined: UTC. */
   timeZone: string | undefined
   stats: boolean
+  /** The receive buffer asked for (--recv-buffer-size or the default), in bytes. */
+  recvBufferSize: number
 }
 
 export function parseListen(flags: Flags, backends: readonly string[]): ListenCommand {
@@ -154,10 +166,13 @@ export function parseListen(flags: Flags, backends: readonly string[]): ListenCo
     backend: choiceFlag(flags, 'backend', ['auto', ...backends] as BackendName[]),
     ringSize: integerFlag(flags, 'ring-size', 1, 65536),
     bufferSize: integerFlag(flags, 'buffer-size', 1, 65535) ?? DEFAULT_BUFFER_SIZE,
-    recvBufferSize: integerFlag(flags, 'recv-buffer-size', 1, 2 ** 31 - 1),
+    recvBufferSize: integerFlag(flags, 'recv-buffer-size', 1, 2 ** 31 - 1) ?? DEFAULT_RECV_BUFFER_SIZE,
     reusePort: flags.switches.has('reuse-port') || undefined,
+    // A log receiver must not lose what arrives while JavaScript runs.
+    thread: (choiceFlag(flags, 'thread', ['on', 'off'] as const) ?? 'on') === 'on',
   }
   return {
+    recvBufferSize: options.recvBufferSize as number,
     options,
     count: integerFlag(flags, 'count', 1, Number.MAX_SAFE_INTEGER),
     duration: durationFlag(flags),

@@ -3,6 +3,7 @@
 import { once } from 'node:events'
 import os from 'node:os'
 import type { DatagramStream } from '../stream'
+import type { Datagram } from '../datagram'
 import type { RingStats } from '../socket'
 import { formatter } from './format'
 import { DEFAULT_BUFFER_SIZE, parseFlags, parseListen, type ListenCommand } from './flags'
@@ -39,11 +40,17 @@ Options:
       --buffer-size BYTES  Bytes a buffer, 1-65535 (default: ${DEFAULT_BUFFER_SIZE}); longer
                            datagrams are cut and marked "truncated":true
       --recv-buffer-size BYTES
-                           SO_RCVBUF: the kernel's queue for bursts (default: the OS's)
+                           SO_RCVBUF: the kernel's queue for bursts and pauses
+                           (default: 16 MiB; Linux caps it at net.core.rmem_max
+                           without CAP_NET_ADMIN: the command warns)
+      --thread on|off      A receive thread fills the ring while JavaScript
+                           runs (default: on; POSIX systems)
       --stats              Every second, a stats line on stderr
   -h, --help               Show this help
 
-On stderr: "dgram-ring: listening on ADDRESS:PORT (BACKEND)" once bound, and
+On stderr: "dgram-ring: listening on ADDRESS:PORT (BACKEND, receive thread,
+receive buffer SIZE)" once bound, a warning if the system capped the receive
+buffer, and
 at the end "dgram-ring: written W, received R, not written N, discarded D,
 kernel drops K, truncated T, bytes B" (datagrams, but bytes).
 `
@@ -65,6 +72,35 @@ function plural(count: number, noun: string): string {
 function describeAddress(stream: DatagramStream): string {
   const { address, port, family } = stream.address()
   return family === 'IPv6' ? `[${address}]:${port}` : `${address}:${port}`
+}
+
+function describeBytes(bytes: number): string {
+  if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`
+  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KiB`
+  return `${bytes} bytes`
+}
+
+/** The receive buffer the socket got, in the units it was asked in (Linux reports twice that). */
+function grantedRecvBuffer(stream: DatagramStream): number | undefined {
+  const reported = stream.recvBufferSize
+  if (reported === undefined) return undefined
+  return process.platform === 'linux' ? reported / 2 : reported
+}
+
+/** The listening line, and a warning when the system gave less receive buffer than asked. */
+function announce(stream: DatagramStream, command: ListenCommand, err: NodeJS.WriteStream): void {
+  const granted = grantedRecvBuffer(stream)
+  const thread = command.options.thread && process.platform !== 'win32' ? ', receive thread' : ''
+  const buffer = granted === undefined ? '' : `, receive buffer ${describeBytes(granted)}`
+  err.write(`dgram-ring: listening on ${describeAddress(stream)} (${stream.backend}${thread}${buffer})\n`)
+  if (granted !== undefined && granted < command.recvBufferSize) {
+    err.write(
+      `dgram-ring: warning: the receive buffer is ${describeBytes(granted)}, not the ${describeBytes(command.recvBufferSize)} asked for: ` +
+        (process.platform === 'linux'
+          ? `the system caps it at net.core.rmem_max (sysctl -w net.core.rmem_max=${command.recvBufferSize}, or run with CAP_NET_ADMIN)\n`
+          : `the system capped it\n`),
+    )
+  }
 }
 
 /** Writes a stats line every second until stopped: on a TTY one line rewritten in place, else a line each. */
@@ -132,7 +168,7 @@ async function receive(stream: DatagramStream, command: ListenCommand, out: Node
   out.on('error', onOutputError)
   err.on('error', onOutputError)
 
-  err.write(`dgram-ring: listening on ${describeAddress(stream)} (${stream.backend})\n`)
+  announce(stream, command, err)
   const stopStats = command.stats ? reportStats(stream, err) : undefined
   let grace: NodeJS.Timeout | undefined
   const timer =
@@ -156,23 +192,31 @@ async function receive(stream: DatagramStream, command: ListenCommand, out: Node
   const limit = command.count ?? Infinity
   let accepted = 0 // datagrams whose lines were handed to stdout
   let written = 0 // ... and that stdout took
-  let pending = 0
+  let pending = 0 // writes stdout has not finished
   let onFlushed: (() => void) | undefined
-  const done = (error: Error | null | undefined): void => {
-    pending--
-    if (error == null) written++
-    if (pending === 0) onFlushed?.()
-  }
-  // Reading to the end, also past --count and after a stop, so that every
-  // datagram received is counted (as not written when it was not).
+  // A batch at a time: its lines as one string, one write (the batch's
+  // datagrams share their receive time and their crossing).
   try {
-    for await (const datagram of stream) {
+    for await (const batch of stream.batches()) {
+      // Reading to the end, also past --count and after a stop, so that every
+      // datagram received is counted (as not written when it was not).
       if (accepted === limit || stop.signal.aborted) continue
-      accepted++
-      pending++
-      const more = out.write(format(datagram), done)
+      const take = Math.min(batch.length, limit - accepted)
+      let text = ''
+      for (let i = 0; i < take; i++) text += format(batch.at(i) as Datagram)
+      accepted += take
       if (accepted === limit) void stream.close()
-      // Waiting here is the backpressure: the stream grants the ring no buffers meanwhile.
+      if (text === '') {
+        written += take // no lines to write (a StatsD datagram of no metric lines cannot be: it is an error record)
+        continue
+      }
+      pending++
+      const more = out.write(text, (error) => {
+        pending--
+        if (error == null) written += take
+        if (pending === 0) onFlushed?.()
+      })
+      // Waiting here is the backpressure: batches() grants the ring no buffers meanwhile.
       if (!more) await once(out, 'drain', { signal: stop.signal }).catch(() => undefined)
     }
     if (pending > 0 && !stop.signal.aborted) {

@@ -67,7 +67,7 @@ export async function startListen(t, args) {
   let ended = false
   exited.then(() => (ended = true))
   await until(() => ended || /listening on .*:\d+ \(/.test(stderr), 'the listening line')
-  const match = /^dgram-ring: listening on (\S+):(\d+) \((\w+)\)\n/.exec(stderr)
+  const match = /^dgram-ring: listening on (\S+):(\d+) \((\w+)[,)][^\n]*\n/.exec(stderr)
   if (match === null) throw new Error(`no listening line; stderr: ${stderr}`)
   return {
     child,

@@ -29,6 +29,7 @@ class SyncCloseBackend final : public Backend {
   void OnCredits() override {}
   void OnWake() override {}
   BackendStats Stats() const override { return BackendStats{}; }
+  int ReceiveBufferSize() const override { return 0; }
   void SetRef(bool) override {}
   // Loop thread.
   void Close(CloseMode, std::function<void()> done) override {

@@ -1,0 +1,43 @@
+// The command as a log receiver: a receive thread and a large receive buffer
+// by default, said in the listening line, and a warning naming the sysctl
+// when the system gives less than asked.
+import t from 'tap'
+import { execFileSync, spawn } from 'node:child_process'
+import { cli, installed, LIMIT_MS, startListen, stderrLines, until } from './lib/cli.mjs'
+
+const linux = process.platform === 'linux'
+
+t.test('by default: a receive thread and a 16 MiB receive buffer (where granted), in the listening line', { skip: linux && process.getuid() === 0 ? false : 'needs root on Linux (SO_RCVBUFFORCE)' }, async (t) => {
+  const listener = await startListen(t, ['--count', '1'])
+  listener.child.kill('SIGINT')
+  const result = await listener.exited
+  t.match(stderrLines(result)[0], /^dgram-ring: listening on 127\.0\.0\.1:\d+ \(recvmmsg, receive thread, receive buffer 16 MiB\)$/)
+  t.notMatch(result.stderr, /warning/)
+})
+
+t.test('--thread off and --recv-buffer-size: said as asked', { skip: linux && process.getuid() === 0 ? false : 'needs root on Linux (SO_RCVBUFFORCE)' }, async (t) => {
+  const listener = await startListen(t, ['--thread', 'off', '--recv-buffer-size', '1048576'])
+  listener.child.kill('SIGINT')
+  const result = await listener.exited
+  t.match(stderrLines(result)[0], /\(recvmmsg, receive buffer 1 MiB\)$/)
+})
+
+t.test('without CAP_NET_ADMIN the buffer is capped: a warning names net.core.rmem_max', async (t) => {
+  const skip = !linux ? 'Linux only' : process.getuid() !== 0 ? 'needs root to drop CAP_NET_ADMIN alone' : !installed('setpriv') ? 'needs setpriv (Debian package util-linux)' : false
+  if (skip && process.env.CI === 'true' && linux) return t.fail(`CI=true: ${skip}`)
+  if (skip) return t.skip(skip)
+  const rmemMax = Number(execFileSync('cat', ['/proc/sys/net/core/rmem_max'], { encoding: 'utf8' }))
+  if (rmemMax >= 16 * 1024 * 1024) return t.skip(`net.core.rmem_max is ${rmemMax}: nothing caps the default here`)
+  // Root without CAP_NET_ADMIN: SO_RCVBUFFORCE is refused, SO_RCVBUF is capped.
+  const child = spawn('setpriv', ['--bounding-set', '-net_admin', '--inh-caps', '-net_admin', process.execPath, cli, 'listen', '--address', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk))
+  const exited = new Promise((resolve) => child.on('close', resolve))
+  t.teardown(() => child.kill('SIGKILL'))
+  await until(() => /warning/.test(stderr) || child.exitCode !== null, 'the warning')
+  child.kill('SIGINT')
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, LIMIT_MS).unref())])
+  const lines = stderr.split('\n')
+  t.match(lines[0], /receive buffer \d+ [KM]iB\)$/, 'the listening line says what it got')
+  t.match(lines[1], /^dgram-ring: warning: the receive buffer is \d+ [KM]iB, not the 16 MiB asked for: the system caps it at net\.core\.rmem_max \(sysctl -w net\.core\.rmem_max=16777216, or run with CAP_NET_ADMIN\)$/)
+})
