@@ -1,5 +1,6 @@
-// The vendored flood sender (bench/blast.c), compiled on first use into
-// build/tools/. Shared by the benchmark and the tests.
+// The vendored C load generators, compiled on first use into build/tools/:
+// bench/blast.c (a sendmmsg/GSO flood sender) and bench/sl5424.c (an RFC 5424
+// syslog sender with sequence numbers). Shared by the benchmarks and tests.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -8,13 +9,13 @@ import { fileURLToPath } from 'node:url'
 const here = path.dirname(fileURLToPath(import.meta.url))
 
 /**
- * Path of the compiled sender; recompiled when blast.c is newer. Throws an
- * error with code `ERR_BENCH_NO_COMPILER` and a one-line message when there
- * is no `cc`.
+ * Path of bench/NAME.c compiled; recompiled when the source is newer. Throws
+ * an error with code `ERR_BENCH_NO_COMPILER` and a one-line message when
+ * there is no `cc`.
  */
-export function blastBinary() {
-  const out = path.join(here, '..', 'build', 'tools', 'blast')
-  const source = path.join(here, 'blast.c')
+export function toolBinary(name) {
+  const out = path.join(here, '..', 'build', 'tools', name)
+  const source = path.join(here, `${name}.c`)
   if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(source).mtimeMs) return out
   fs.mkdirSync(path.dirname(out), { recursive: true })
   // Renamed into place, so a concurrent compile cannot leave half a file.
@@ -23,9 +24,15 @@ export function blastBinary() {
     execFileSync('cc', ['-O2', '-o', tmp, source], { stdio: 'inherit' })
   } catch (error) {
     if (error.code !== 'ENOENT') throw error
-    const message = 'no C compiler (cc) to build the flood sender bench/blast.c: install one (Debian/Ubuntu: apt-get install gcc)'
+    const message = `no C compiler (cc) to build bench/${name}.c: install one (Debian/Ubuntu: apt-get install gcc)`
     throw Object.assign(new Error(message), { code: 'ERR_BENCH_NO_COMPILER' })
   }
   fs.renameSync(tmp, out)
   return out
 }
+
+/** The flood sender (bench/blast.c). */
+export const blastBinary = () => toolBinary('blast')
+
+/** The RFC 5424 syslog sender (bench/sl5424.c). */
+export const sl5424Binary = () => toolBinary('sl5424')

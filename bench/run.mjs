@@ -33,6 +33,8 @@
 //                        machine is 90% idle: for shared machines
 //   --module PATH        the dgram-ring build to measure (default dist/index.js): to compare a copy
 //   --cpu-prof DIR       write a V8 CPU profile of every receiver into DIR
+//   --ingest             the log ingestion benchmark instead: dgram-ring listen against
+//                        rsyslog (bench/ingest.mjs; --ingest --help for its options)
 //   --json [FILE]        also write the results as JSON to FILE (no FILE: JSON on stdout,
 //                        the report on stderr)
 //
@@ -451,6 +453,11 @@ function commandLine() {
 // --- main ----------------------------------------------------------------------------------
 
 async function main() {
+  // Log ingestion against rsyslog: a benchmark of its own (bench/ingest.mjs).
+  if (process.argv.includes('--ingest')) {
+    const { main: ingest } = await import('./ingest.mjs')
+    return ingest(process.argv.slice(2).filter((arg) => arg !== '--ingest'))
+  }
   const o = parseArgs(process.argv.slice(2))
   const facts = machineFacts()
   // Human output goes to stderr when the JSON goes to stdout.

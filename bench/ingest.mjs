@@ -1,0 +1,262 @@
+// `npm run bench -- --ingest`: log ingestion, `dgram-ring listen` against
+// rsyslog, as users would run either: RFC 5424 messages from the vendored
+// sender (bench/sl5424.c, sendmmsg, a sequence number in every message) to
+// 127.0.0.1, each receiver writing to a file.
+//
+// Receivers (each started afresh for every step, alone on its core):
+//   raw, syslog, statsd   dgram-ring listen --parse … > file, default flags
+//                         (statsd: the same syslog lines, parsed as StatsD:
+//                         every line an error record, the parser's cost)
+//   rsyslog               rsyslogd, imudp → omfile, its default file format
+//   rsyslog-json          the same with a JSON template (as the command's output)
+// rsyslog is Debian's package `rsyslog`; without it those rows are skipped.
+//
+// Steps: paced at each --rates value, then flat out. For each receiver:
+// the highest paced rate with at most 0.1 % loss (loss = sent − lines
+// written), CPU µs a message at 50k/s (the receiver's own user + system time
+// over what it wrote), what it delivered a second flat out, and whether its
+// own loss report matches sent − written (dgram-ring's summary line: kernel
+// drops + discarded + not written; rsyslog reports none).
+//
+//   --seconds S       sending time a step, at most 5 (default 3)
+//   --rates A,B,...   paced steps in messages/s (default 25000,50000,100000,200000)
+//   --receivers LIST  any of raw,syslog,statsd,rsyslog,rsyslog-json (default all)
+//   --size BYTES      message size (default 200)
+//   --sender-cpu N, --receiver-cpu N   cores (default 0 and 1); --no-pin
+//   --cpu-prof DIR    a V8 CPU profile of every dgram-ring step into DIR
+//   --json FILE       also write the results as JSON
+import { execFileSync, spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { sl5424Binary } from './blast.mjs'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.join(here, '..')
+const CLI = path.join(root, 'bin', 'dgram-ring.js')
+const TICK = 100 // clock ticks a second in /proc/PID/stat (USER_HZ)
+const QUIET_MS = 300 // the output counts as complete after this long unchanged
+
+const RECEIVERS = {
+  raw: 'dgram-ring listen --parse raw',
+  syslog: 'dgram-ring listen --parse syslog',
+  statsd: 'dgram-ring listen --parse statsd',
+  rsyslog: 'rsyslog imudp → omfile',
+  'rsyslog-json': 'rsyslog imudp → omfile, JSON template',
+}
+
+function usage(code) {
+  const text = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n')
+  const end = text.findIndex((line) => !line.startsWith('//'))
+  ;(code ? process.stderr : process.stdout).write(text.slice(0, end).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n')
+  process.exit(code)
+}
+
+function parseArgs(argv) {
+  const o = { seconds: 3, rates: [25000, 50000, 100000, 200000], receivers: Object.keys(RECEIVERS), size: 200, senderCpu: 0, receiverCpu: 1, pin: true, cpuProf: undefined, json: undefined }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    const next = () => {
+      if (argv[i + 1] === undefined) usage(2)
+      return argv[++i]
+    }
+    const number = (value, min, max) => {
+      const n = Number(value)
+      if (!Number.isFinite(n) || n < min || n > max) {
+        console.error(`${arg}: ${value} is not a number from ${min} to ${max}`)
+        process.exit(2)
+      }
+      return n
+    }
+    switch (arg) {
+      case '--seconds': o.seconds = number(next(), 0.5, 5); break
+      case '--rates': o.rates = next().split(',').map((r) => number(r, 1, 1e8)); break
+      case '--receivers':
+        o.receivers = next().split(',')
+        for (const r of o.receivers) if (!(r in RECEIVERS)) { console.error(`--receivers: unknown '${r}' (${Object.keys(RECEIVERS)})`); process.exit(2) }
+        break
+      case '--size': o.size = number(next(), 80, 65000); break
+      case '--sender-cpu': o.senderCpu = number(next(), 0, 4095); break
+      case '--receiver-cpu': o.receiverCpu = number(next(), 0, 4095); break
+      case '--no-pin': o.pin = false; break
+      case '--cpu-prof': o.cpuProf = path.resolve(next()); break
+      case '--json': o.json = path.resolve(next()); break
+      case '-h': case '--help': usage(0); break
+      default: console.error(`unknown option ${arg}`); usage(2)
+    }
+  }
+  return o
+}
+
+const pinned = (o, cpu, file, args) => (o.pin ? ['taskset', ['-c', String(cpu), file, ...args]] : [file, args])
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / TICK
+}
+
+function lineCount(file) {
+  if (!fs.existsSync(file)) return 0
+  const buffer = fs.readFileSync(file)
+  let lines = 0
+  for (let i = buffer.indexOf(10); i !== -1; i = buffer.indexOf(10, i + 1)) lines++
+  return lines
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function freePort() {
+  const dgram = await import('node:dgram')
+  const socket = dgram.createSocket('udp4')
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve))
+  const { port } = socket.address()
+  await new Promise((resolve) => socket.close(resolve))
+  return port
+}
+
+function rsyslogConfig(kind, dir, port, out) {
+  const json = `template(name="json" type="list") {
+  constant(value="{") property(name="timereported" dateFormat="rfc3339" format="jsonf" outname="timestamp")
+  constant(value=",") property(name="hostname" format="jsonf")
+  constant(value=",") property(name="app-name" format="jsonf" outname="appName")
+  constant(value=",") property(name="procid" format="jsonf" outname="procId")
+  constant(value=",") property(name="msgid" format="jsonf" outname="msgId")
+  constant(value=",") property(name="syslogfacility" format="jsonf" outname="facility")
+  constant(value=",") property(name="syslogseverity" format="jsonf" outname="severity")
+  constant(value=",") property(name="structured-data" format="jsonf" outname="structuredData")
+  constant(value=",") property(name="fromhost-ip" format="jsonf" outname="remoteAddress")
+  constant(value=",") property(name="msg" format="jsonf" outname="message")
+  constant(value="}\\n")
+}
+`
+  return `global(workDirectory="${dir}")
+module(load="imudp" threads="1" batchSize="32")
+${kind === 'rsyslog-json' ? json : ''}input(type="imudp" address="127.0.0.1" port="${port}" ruleset="in" rcvbufSize="16m")
+ruleset(name="in") { action(type="omfile" file="${out}"${kind === 'rsyslog-json' ? ' template="json"' : ''}) }
+`
+}
+
+/** Starts one receiver writing to `out`; resolves once it listens. */
+async function startReceiver(o, kind, dir, out, step) {
+  const port = await freePort()
+  if (kind.startsWith('rsyslog')) {
+    const conf = path.join(dir, 'rsyslog.conf')
+    fs.writeFileSync(conf, rsyslogConfig(kind, dir, port, out))
+    const [file, args] = pinned(o, o.receiverCpu, 'rsyslogd', ['-n', '-f', conf, '-i', path.join(dir, 'rsyslog.pid')])
+    const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c))
+    const exited = new Promise((resolve) => child.on('close', () => resolve({ stderr })))
+    // rsyslog says nothing when it is ready: wait until the port is taken.
+    const deadline = Date.now() + 10_000
+    while (Date.now() < deadline) {
+      const taken = await import('node:dgram').then(async (dgram) => {
+        const probe = dgram.createSocket('udp4')
+        return new Promise((resolve) => {
+          probe.once('error', () => resolve(true))
+          probe.bind(port, '127.0.0.1', () => probe.close(() => resolve(false)))
+        })
+      })
+      if (taken) break
+      await sleep(50)
+    }
+    await sleep(200) // its file and queue set up
+    return { child, port, exited, pid: child.pid }
+  }
+  const prof = o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf, '--cpu-prof-name', `${kind}-${step}.cpuprofile`] : []
+  const [file, args] = pinned(o, o.receiverCpu, process.execPath, [...prof, CLI, 'listen', '--address', '127.0.0.1', '--port', String(port), '--parse', kind])
+  const fd = fs.openSync(out, 'w')
+  const child = spawn(file, args, { stdio: ['ignore', fd, 'pipe'] })
+  fs.closeSync(fd)
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c))
+  const exited = new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })))
+  const deadline = Date.now() + 10_000
+  while (!/listening on/.test(stderr) && Date.now() < deadline) await sleep(20)
+  if (!/listening on/.test(stderr)) throw new Error(`${kind}: no listening line: ${stderr}`)
+  return { child, port, exited, pid: child.pid }
+}
+
+/** One step: a fresh receiver, the sender at `rate` (0: flat out), then the count. */
+async function step(o, kind, rate) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dgram-ring-ingest-'))
+  const out = path.join(dir, 'out.log')
+  try {
+    const receiver = await startReceiver(o, kind, dir, out, rate || 'max')
+    const cpuBefore = cpuSeconds(receiver.pid)
+    const [file, args] = pinned(o, o.senderCpu, sl5424Binary(), [String(receiver.port), String(o.seconds), String(rate), '32', String(o.size)])
+    const line = execFileSync(file, args, { encoding: 'utf8', timeout: (o.seconds + 30) * 1000 })
+    const sent = Number(/sent=(\d+)/.exec(line)[1])
+    const elapsed = Number(/secs=([\d.]+)/.exec(line)[1])
+    // Until the output stops growing: the receiver has written what it will.
+    let last = -1
+    let lines = lineCount(out)
+    for (const deadline = Date.now() + 30_000; lines !== last && Date.now() < deadline; ) {
+      last = lines
+      await sleep(QUIET_MS)
+      lines = lineCount(out)
+    }
+    const cpu = cpuSeconds(receiver.pid) - cpuBefore
+    receiver.child.kill('SIGTERM')
+    const { stderr } = await receiver.exited
+    const written = lineCount(out) // what the draining close added counts too
+    const summary = /written (\d+), received (\d+), not written (\d+), discarded (\d+), kernel drops (\d+|n\/a)/.exec(stderr ?? '')
+    let reported
+    if (summary) {
+      const [, w, , notWritten, discarded, drops] = summary.map(Number)
+      reported = { lost: notWritten + discarded + drops, matches: w === written && notWritten + discarded + drops === sent - written }
+    }
+    return { kind, rate, sent, elapsed, written, lost: sent - written, cpuUsPerMessage: written ? (cpu * 1e6) / written : undefined, deliveredPerSecond: written / elapsed, reported }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+function available(kind) {
+  if (!kind.startsWith('rsyslog')) return true
+  try {
+    execFileSync('sh', ['-c', 'command -v rsyslogd'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+export async function main(argv) {
+  const o = parseArgs(argv)
+  const results = []
+  const rows = []
+  for (const kind of o.receivers) {
+    if (!available(kind)) {
+      console.log(`${RECEIVERS[kind]}: skipped (rsyslogd not found: Debian package rsyslog)`)
+      continue
+    }
+    const steps = []
+    for (const rate of [...o.rates, 0]) {
+      const r = await step(o, kind, rate)
+      steps.push(r)
+      results.push(r)
+      console.error(`${kind} ${rate ? `${rate}/s` : 'flat out'}: sent ${r.sent}, written ${r.written}, lost ${r.lost} (${((r.lost / r.sent) * 100).toFixed(2)} %), ` +
+        `${r.cpuUsPerMessage?.toFixed(2)} µs CPU a message${r.reported ? `, own report: ${r.reported.lost} lost (${r.reported.matches ? 'matches' : 'DOES NOT match'})` : ''}`)
+    }
+    const lossless = steps.filter((s) => s.rate > 0 && s.lost <= s.sent * 0.001).map((s) => s.rate)
+    const at50k = steps.find((s) => s.rate === 50000)
+    const flat = steps.find((s) => s.rate === 0)
+    const reports = steps.filter((s) => s.reported)
+    rows.push(
+      `| ${RECEIVERS[kind]} | ${lossless.length ? `${Math.max(...lossless) / 1000}k/s` : 'none'} | ${at50k?.cpuUsPerMessage?.toFixed(2) ?? '–'} | ${Math.round(flat.deliveredPerSecond / 1000)}k | ` +
+        `${reports.length ? (reports.every((s) => s.reported.matches) ? `yes, exact in ${reports.length} of ${reports.length} steps` : 'yes, but it did NOT match') : 'no'} |`,
+    )
+  }
+  const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? 'unknown CPU'
+  console.log(`\n${o.size}-byte RFC 5424 messages from bench/sl5424.c, ${o.seconds} s a step; ${os.cpus().length} cores (${cpu}), Linux ${os.release()}, Node ${process.version}`)
+  console.log(`sender on core ${o.senderCpu}, each receiver alone on core ${o.receiverCpu}; receive buffer 16 MiB for all\n`)
+  console.log('| receiver | max rate with ≤ 0.1 % loss | CPU µs a message at 50k/s | flat out: delivered/s | reports its own loss |')
+  console.log('| --- | ---: | ---: | ---: | --- |')
+  for (const row of rows) console.log(row)
+  console.log(`\ncommand: npm run bench -- --ingest ${argv.join(' ')}`.trimEnd())
+  if (o.json) fs.writeFileSync(o.json, JSON.stringify(results, null, 2))
+}
