@@ -113,7 +113,7 @@ class MmsgBackend final : public Backend {
     if (closing_ || failed_ || poll_ == nullptr) return;
     uint32_t allowance = std::min(sink_->Credits(), ring_size_);
     if (threaded_) {
-      allowance_.store(allowance, std::memory_order_release);
+      allowance_.store(allowance, std::memory_order_seq_cst);
       Signal();
       // Completions held back for want of credits can go now.
       if (allowance > 0 && filled_.load(std::memory_order_acquire) > 0) sink_->Wake();
@@ -283,9 +283,12 @@ class MmsgBackend final : public Backend {
   }
 
   // Loop thread: wakes the receive thread to look at allowance_, filled_ and
-  // stop_ again. (Thread mode costs this one descriptor more.)
-  void Signal() {
+  // stop_ again, if it waits for that (it was out of credits or slots): a
+  // thread that waits for datagrams sees the new allowance when they come.
+  // (Thread mode costs this one descriptor more.)
+  void Signal(bool always = false) {
 #ifdef __linux__
+    if (!always && !starved_.load(std::memory_order_seq_cst)) return;
     uint64_t one = 1;
     if (event_fd_ >= 0) (void)!write(event_fd_, &one, sizeof one);
 #endif
@@ -296,7 +299,7 @@ class MmsgBackend final : public Backend {
   void StopThread() {
     if (!threaded_ || joined_) return;
     stop_.store(true, std::memory_order_release);
-    Signal();
+    Signal(true);
     pthread_join(thread_, nullptr);
     joined_ = true;
     ::close(event_fd_);  // no one signals a joined thread
@@ -318,17 +321,33 @@ class MmsgBackend final : public Backend {
       uint32_t allowance = allowance_.load(std::memory_order_acquire);
       uint32_t want = allowance > filled ? allowance - filled : 0;
       fds[0].events = want > 0 ? POLLIN : 0;
+      // Starved: only a Signal (credits, slots given back) lets it go on.
+      // Set before the last look at allowance_ and filled_, so a change the
+      // loop makes after that look also finds it set and signals.
+      if (want == 0) {
+        starved_.store(true, std::memory_order_seq_cst);
+        filled = filled_.load(std::memory_order_seq_cst);
+        allowance = allowance_.load(std::memory_order_seq_cst);
+        want = allowance > filled ? allowance - filled : 0;
+        fds[0].events = want > 0 ? POLLIN : 0;
+      }
       if (poll(fds, 2, -1) < 0) {
         if (errno == EINTR) continue;
         thread_error_.store(-errno);
         sink_->Wake();
         return;
       }
+      starved_.store(false, std::memory_order_relaxed);
       if (fds[1].revents & POLLIN) {
         uint64_t count;
         (void)!read(event_fd_, &count, sizeof count);
       }
-      if (want == 0 || fds[0].revents == 0) continue;
+      if (fds[0].revents == 0) continue;
+      // Credits may have changed while it waited: take only what they allow now.
+      filled = filled_.load(std::memory_order_seq_cst);
+      allowance = allowance_.load(std::memory_order_seq_cst);
+      want = allowance > filled ? allowance - filled : 0;
+      if (want == 0) continue;
       int count = Receive(want, tail);
       if (count < 0 && IsTransientError(-count)) {
         last_transient_.store(count);
@@ -356,8 +375,8 @@ class MmsgBackend final : public Backend {
     head_ = (head_ + count) % ring_size_;
     // Delivery used credits: the thread may fill only what is left of them
     // (JS's next grant raises it again, through OnCredits).
-    if (!closing_ && !failed_) allowance_.store(std::min(sink_->Credits(), ring_size_), std::memory_order_release);
-    filled_.fetch_sub(count, std::memory_order_release);
+    if (!closing_ && !failed_) allowance_.store(std::min(sink_->Credits(), ring_size_), std::memory_order_seq_cst);
+    filled_.fetch_sub(count, std::memory_order_seq_cst);
     if (!closing_) Signal();
   }
 
@@ -543,6 +562,7 @@ class MmsgBackend final : public Backend {
   std::atomic<uint32_t> allowance_{0};    // loop → thread: min(credits, ring size)
   std::atomic<uint32_t> filled_{0};       // filled, not yet handed to JS
   std::atomic<bool> stop_{false};
+  std::atomic<bool> starved_{false};      // thread → loop: waiting for a Signal
   std::atomic<int> thread_error_{0};      // thread → loop: the error that ended it
   std::atomic<uint32_t> transient_errors_{0};
   std::atomic<int> last_transient_{0};

@@ -335,10 +335,26 @@ function validTime(hour: number, minute: number, second: number): boolean {
 }
 
 /** RFC 3339 / RFC 5424 timestamp → UTC ISO string, or `null` if invalid. */
+// The last timestamp converted: a sender's messages often share theirs.
+let lastTimestamp = ''
+let lastIso: string | null = null
+
 function rfc3339ToIso(value: string): string | null {
+  if (value === lastTimestamp) return lastIso
+  lastIso = convertRfc3339(value)
+  lastTimestamp = value
+  return lastIso
+}
+
+function convertRfc3339(value: string): string | null {
   const m = RFC3339_TIMESTAMP.exec(value)
   if (m === null) return null
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number]
+  const year = Number(m[1])
+  const month = Number(m[2])
+  const day = Number(m[3])
+  const hour = Number(m[4])
+  const minute = Number(m[5])
+  const second = Number(m[6])
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || !validTime(hour, minute, second)) return null
   const ms = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'))
   let offsetMinutes = 0
