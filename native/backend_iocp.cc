@@ -331,7 +331,11 @@ class IocpBackend final : public Backend {
   // Loop thread, possibly inside Sink::Deliver or Sink::Fail. Blocks the loop
   // until the kernel has given back every posted buffer: it must not wait for
   // OnWake, which never comes at environment teardown.
-  void Close(std::function<void()> done) override {
+  // Loop thread. Nothing to do: iocp has no loop handle of its own.
+  void SetRef(bool) override {}
+
+  // Loop thread. Both modes free what completed without delivering it.
+  void Close(CloseMode, std::function<void()> done) override {
     Shutdown();
     done();  // last: the binding may free this backend inside it
   }
