@@ -97,7 +97,10 @@ phase "tsc and cross-build" "$T"
 #    build/Release may hold a Linux build, which node-gyp-build would prefer.
 #    DGRAM_RING_WINE tells a test where wine is known to differ from Windows
 #    (it binds addresses the host does not have; it has no raw IPv6 sockets).
-export PREBUILDS_ONLY=1 DGRAM_RING_WINE=1
+#    TAP_TIMEOUT: run directly, a test file gets tap's 30 s default, not the
+#    timeout package.json gives the tap runner; under wine the lifetime tests
+#    alone take longer. The outer `timeout` below still bounds each file.
+export PREBUILDS_ONLY=1 DGRAM_RING_WINE=1 TAP_TIMEOUT=$WIN_TEST_TIMEOUT
 mkdir -p "$WORK/logs"
 passed=0
 failed=0
