@@ -174,6 +174,68 @@ for (const backend of backends) {
   })
 }
 
+for (const backend of backends) {
+  t.test(`${backend}: close() with a consumer waiting on 256 posted buffers leaves the loop running`, async (t) => {
+    const errors = []
+    const socket = new ring.RingSocket({ address: '127.0.0.1', backend }, () => {}, (error) => errors.push(error))
+    socket.grant(256)
+    const deadline = Date.now() + 3000
+    while (socket.stats().posted < 256 && Date.now() < deadline) await sleep(10)
+    t.equal(socket.stats().posted, 256, 'a consumer waits on the whole ring')
+    // The loop turns while the kernel gives the buffers back: an immediate
+    // scheduled before close() runs before close() settles.
+    await sleep(1) // from a timer callback: immediates come before this turn's close callbacks
+    const order = []
+    setImmediate(() => order.push('immediate'))
+    const started = Date.now()
+    await socket.close().then(() => order.push('closed'))
+    t.same(order, ['immediate', 'closed'])
+    t.ok(Date.now() - started < 2000, `closed in ${Date.now() - started} ms`)
+    t.equal(socket.stats().posted, 0, 'nothing posted once closed')
+    t.same(errors, [])
+  })
+
+  t.test(`${backend}: a draining close() delivers what reached the socket before it, in order`, async (t) => {
+    const got = []
+    const errors = []
+    const socket = new ring.RingSocket(
+      { address: '127.0.0.1', backend, ringSize: 8 },
+      (batch) => { for (const d of batch) got.push(d.data.toString()) },
+      (error) => errors.push(error),
+    )
+    const port = socket.address().port
+    // Two credits: two datagrams reach JS, the rest wait in the socket's queue.
+    socket.grant(2)
+    const sent = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12']
+    await sendAll(client(t), sent.map((s) => Buffer.from(s)), port, '127.0.0.1')
+    const deadline = Date.now() + 3000
+    while (got.length < 2 && Date.now() < deadline) await sleep(10)
+    await sleep(100)
+    t.same(got, ['1', '2'], 'the credits were used')
+    await socket.close()
+    t.same(got, sent, 'close() delivered the rest before it resolved')
+    t.equal(socket.stats().received, sent.length)
+    t.same(errors, [])
+  })
+}
+
+t.test('worker.terminate() and process exit while a consumer waits on a posted ring, repeated', async (t) => {
+  for (let round = 0; round < 3; round++) {
+    const worker = new Worker(fixture('worker-ring.mjs'), { workerData: { root, port: 0 } })
+    const errors = []
+    worker.on('error', (e) => errors.push(e))
+    await new Promise((resolve) => worker.on('message', (m) => m.listening && resolve()))
+    await sleep(20)  // the worker's for-await has granted: the ring is posted
+    t.equal(await worker.terminate(), 1, 'terminated')
+    t.same(errors, [])
+  }
+  for (let round = 0; round < 2; round++) {
+    const { code, stderr } = await runNode([fixture('exit-with-ring.mjs'), root, 'waiting'])
+    t.equal(code, 0, stderr)
+    t.equal(stderr, '')
+  }
+})
+
 t.test('a stream never closed and no longer referenced is collected and its socket closed', async (t) => {
   const { code, stdout, stderr } = await runNode(['--expose-gc', fixture('gc-ring.mjs'), root])
   t.equal(code, 0, stderr)
