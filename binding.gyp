@@ -10,7 +10,7 @@
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
         ["OS=='win'", {
-          "sources": ["native/backend_iocp.cc"],
+          "sources": ["native/backend_iocp.cc", "native/win_errors.cc", "native/win_socket.cc"],
           "defines": ["_WIN32_WINNT=0x0A00", "WIN32_LEAN_AND_MEAN", "NOMINMAX"],
           "libraries": ["-lws2_32", "-lmswsock"],
           "msvs_settings": {

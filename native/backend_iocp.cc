@@ -19,8 +19,6 @@
 //                               by a credit)
 //   the rest                    free
 #include <winsock2.h>
-#include <ws2tcpip.h>
-#include <mstcpip.h>
 #include <mswsock.h>
 #include <windows.h>
 
@@ -33,175 +31,18 @@
 #include "cmsg.h"
 #include "ring.h"
 #include "sockaddr.h"
-
-// The Windows SDK has these in mstcpip.h, mingw-w64 has the first in
-// mswsock.h and not the second (Windows 8's "stop reporting TTL expiry").
-#ifndef SIO_UDP_CONNRESET
-#define SIO_UDP_CONNRESET _WSAIOW(IOC_VENDOR, 12)
-#endif
-#ifndef SIO_UDP_NETRESET
-#define SIO_UDP_NETRESET _WSAIOW(IOC_VENDOR, 15)
-#endif
+#include "win_errors.h"
+#include "win_socket.h"
 
 namespace dgram_ring {
 
 namespace {
-
-// libuv's error numbers on Windows (include/uv/errno.h: UV__E* where _WIN32
-// has no errno of its own). They are what Node's util.getSystemErrorName()
-// names on Windows, so JS gets `code: 'EADDRINUSE'` and the like.
-enum UvError : int {
-  kUvEACCES = -4092,
-  kUvEADDRINUSE = -4091,
-  kUvEADDRNOTAVAIL = -4090,
-  kUvEAFNOSUPPORT = -4089,
-  kUvEAGAIN = -4088,
-  kUvEALREADY = -4084,
-  kUvEBADF = -4083,
-  kUvECANCELED = -4081,
-  kUvECONNABORTED = -4079,
-  kUvECONNREFUSED = -4078,
-  kUvECONNRESET = -4077,
-  kUvEFAULT = -4074,
-  kUvEHOSTUNREACH = -4073,
-  kUvEINVAL = -4071,
-  kUvEISCONN = -4069,
-  kUvEMFILE = -4066,
-  kUvEMSGSIZE = -4065,
-  kUvENETDOWN = -4063,
-  kUvENETUNREACH = -4062,
-  kUvENOBUFS = -4060,
-  kUvENOENT = -4058,
-  kUvENOMEM = -4057,
-  kUvENOTCONN = -4053,
-  kUvENOTSOCK = -4050,
-  kUvENOTSUP = -4049,
-  kUvEPERM = -4048,
-  kUvEPIPE = -4047,
-  kUvEPROTONOSUPPORT = -4045,
-  kUvETIMEDOUT = -4039,
-  kUvENOPROTOOPT = -4035,
-  kUvEHOSTDOWN = -4031,
-  kUvESOCKTNOSUPPORT = -4025,
-  kUvUNKNOWN = -4094,
-};
-
-// The socket-related rows of libuv's uv_translate_sys_error (src/win/error.c),
-// so that an error reads as it would from node:dgram. The rows after "Beyond
-// libuv's table" are ours: libuv says UNKNOWN there, and the names are plain.
-struct ErrorMapping {
-  DWORD system;
-  int uv;
-};
-constexpr ErrorMapping kErrorTable[] = {
-    {WSAEACCES, kUvEACCES},
-    {ERROR_ADDRESS_ALREADY_ASSOCIATED, kUvEADDRINUSE},
-    {WSAEADDRINUSE, kUvEADDRINUSE},
-    {WSAEADDRNOTAVAIL, kUvEADDRNOTAVAIL},
-    {WSAEAFNOSUPPORT, kUvEAFNOSUPPORT},
-    {WSAEWOULDBLOCK, kUvEAGAIN},
-    {WSAEALREADY, kUvEALREADY},
-    {ERROR_INVALID_HANDLE, kUvEBADF},
-    {ERROR_OPERATION_ABORTED, kUvECANCELED},  // = WSA_OPERATION_ABORTED
-    {WSAEINTR, kUvECANCELED},
-    {ERROR_CONNECTION_ABORTED, kUvECONNABORTED},
-    {WSAECONNABORTED, kUvECONNABORTED},
-    {ERROR_CONNECTION_REFUSED, kUvECONNREFUSED},
-    {WSAECONNREFUSED, kUvECONNREFUSED},
-    {ERROR_NETNAME_DELETED, kUvECONNRESET},
-    {WSAECONNRESET, kUvECONNRESET},
-    {WSAEFAULT, kUvEFAULT},
-    {ERROR_HOST_UNREACHABLE, kUvEHOSTUNREACH},
-    {WSAEHOSTUNREACH, kUvEHOSTUNREACH},
-    {ERROR_INSUFFICIENT_BUFFER, kUvEINVAL},
-    {ERROR_INVALID_PARAMETER, kUvEINVAL},  // = WSA_INVALID_PARAMETER
-    {WSAEINVAL, kUvEINVAL},
-    {WSAEPFNOSUPPORT, kUvEINVAL},
-    {WSAEISCONN, kUvEISCONN},
-    {ERROR_TOO_MANY_OPEN_FILES, kUvEMFILE},
-    {WSAEMFILE, kUvEMFILE},
-    {WSAEMSGSIZE, kUvEMSGSIZE},
-    {ERROR_NETWORK_UNREACHABLE, kUvENETUNREACH},
-    {WSAENETUNREACH, kUvENETUNREACH},
-    {WSAENOBUFS, kUvENOBUFS},
-    {WSAHOST_NOT_FOUND, kUvENOENT},
-    {WSANO_DATA, kUvENOENT},
-    {ERROR_NOT_ENOUGH_MEMORY, kUvENOMEM},  // = WSA_NOT_ENOUGH_MEMORY
-    {ERROR_OUTOFMEMORY, kUvENOMEM},
-    {ERROR_NOT_CONNECTED, kUvENOTCONN},
-    {WSAENOTCONN, kUvENOTCONN},
-    {WSAENOTSOCK, kUvENOTSOCK},
-    {ERROR_NOT_SUPPORTED, kUvENOTSUP},
-    {ERROR_PRIVILEGE_NOT_HELD, kUvEPERM},
-    {WSAESHUTDOWN, kUvEPIPE},
-    {WSAEPROTONOSUPPORT, kUvEPROTONOSUPPORT},
-    {ERROR_SEM_TIMEOUT, kUvETIMEDOUT},
-    {WSAETIMEDOUT, kUvETIMEDOUT},
-    {WSAESOCKTNOSUPPORT, kUvESOCKTNOSUPPORT},
-    // Beyond libuv's table:
-    {WSAENETDOWN, kUvENETDOWN},
-    {WSAEHOSTDOWN, kUvEHOSTDOWN},
-    {WSAEOPNOTSUPP, kUvENOTSUP},
-    {WSAENOPROTOOPT, kUvENOPROTOOPT},
-};
-
-int TranslateError(DWORD error) {
-  for (const ErrorMapping& row : kErrorTable)
-    if (row.system == error) return row.uv;
-  return kUvUNKNOWN;
-}
-
-SysError WsaError(const char* syscall) { return SysError{TranslateError(WSAGetLastError()), syscall}; }
-SysError Win32Error(const char* syscall) { return SysError{TranslateError(GetLastError()), syscall}; }
 
 // Errors that report an ICMP message about one earlier packet, not the state
 // of the socket: the slot is re-posted and the ring goes on (DESIGN.md §5).
 bool IsPerPacketError(int error) {
   return error == WSAECONNRESET || error == WSAENETRESET || error == WSAEHOSTUNREACH || error == WSAENETUNREACH;
 }
-
-// Once a process, and never undone: other sockets (Node's own among them) may
-// share the library with us until the process exits.
-SysError StartWinsock() {
-  static const int result = [] {
-    WSADATA data;
-    return WSAStartup(MAKEWORD(2, 2), &data);
-  }();
-  return result == 0 ? SysError{} : SysError{TranslateError(result), "WSAStartup"};
-}
-
-class UniqueSocket {
- public:
-  UniqueSocket() = default;
-  UniqueSocket(const UniqueSocket&) = delete;
-  UniqueSocket& operator=(const UniqueSocket&) = delete;
-  ~UniqueSocket() { reset(); }
-  SOCKET get() const { return socket_; }
-  void reset(SOCKET socket = INVALID_SOCKET) {
-    if (socket_ != INVALID_SOCKET) closesocket(socket_);
-    socket_ = socket;
-  }
-
- private:
-  SOCKET socket_ = INVALID_SOCKET;
-};
-
-class UniqueHandle {
- public:
-  UniqueHandle() = default;
-  UniqueHandle(const UniqueHandle&) = delete;
-  UniqueHandle& operator=(const UniqueHandle&) = delete;
-  ~UniqueHandle() { reset(); }
-  HANDLE get() const { return handle_; }
-  explicit operator bool() const { return handle_ != nullptr; }
-  void reset(HANDLE handle = nullptr) {
-    if (handle_ != nullptr) CloseHandle(handle_);
-    handle_ = handle;
-  }
-
- private:
-  HANDLE handle_ = nullptr;
-};
 
 // Completion keys: the socket's receives, and the packet Close posts to end
 // the completion thread.
@@ -242,8 +83,7 @@ class IocpBackend final : public Backend {
     ipv6_ = options.ipv6;
     ring_size_ = options.ring_size;
     buffer_size_ = options.buffer_size;
-    if (SysError err = StartWinsock()) return err;
-    if (SysError err = OpenSocket(options)) return err;
+    if (SysError err = OpenSocket(options, &socket_, &recvmsg_)) return err;
     if (SysError err = AllocateRing()) return err;
     port_.reset(CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1));
     if (!port_) return Win32Error("CreateIoCompletionPort");
@@ -342,60 +182,6 @@ class IocpBackend final : public Backend {
 
  private:
   // Loop thread.
-  SysError OpenSocket(const Options& options) {
-    // Windows has no SO_REUSEPORT (SO_REUSEADDR already lets sockets share a
-    // port there), and pretending would hide a difference users rely on.
-    if (options.reuse_port) return SysError{kUvENOTSUP, "setsockopt"};
-    int family = ipv6_ ? AF_INET6 : AF_INET;
-    int type = options.raw ? SOCK_RAW : SOCK_DGRAM;
-    int protocol = options.raw ? options.protocol : IPPROTO_UDP;
-    socket_.reset(WSASocketW(family, type, protocol, nullptr, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT));
-    if (socket_.get() == INVALID_SOCKET) return WsaError("socket");
-    if (options.reuse_addr && SetOption(SOL_SOCKET, SO_REUSEADDR, 1)) return WsaError("setsockopt");
-    // Windows defaults to IPv6-only, Linux to dual stack: always say which.
-    // A raw IPv6 socket never sees IPv4.
-    if (ipv6_ && !options.raw && SetOption(IPPROTO_IPV6, IPV6_V6ONLY, options.ipv6_only ? 1 : 0))
-      return WsaError("setsockopt");
-    if (options.recv_buffer_size > 0 && SetOption(SOL_SOCKET, SO_RCVBUF, options.recv_buffer_size))
-      return WsaError("setsockopt");
-    // A v6 socket may receive IPv4 (dual stack), reported with IP_PKTINFO.
-    // Like cmsg.cc, a v6 socket goes on without it.
-    if (SetOption(IPPROTO_IP, IP_PKTINFO, 1) && !ipv6_) return WsaError("setsockopt");
-    if (ipv6_ && SetOption(IPPROTO_IPV6, IPV6_PKTINFO, 1)) return WsaError("setsockopt");
-    // An ICMP report about a datagram this socket sent would otherwise fail
-    // the next receive. Best effort: OnWake re-posts such receives anyway.
-    SetIoctl(SIO_UDP_CONNRESET, FALSE);
-    SetIoctl(SIO_UDP_NETRESET, FALSE);
-    if (SysError err = Bind(options)) return err;
-    GUID guid = WSAID_WSARECVMSG;
-    DWORD returned = 0;
-    if (WSAIoctl(socket_.get(), SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &recvmsg_, sizeof recvmsg_,
-                 &returned, nullptr, nullptr) == SOCKET_ERROR)
-      return WsaError("WSAIoctl");
-    return SysError{};
-  }
-
-  // Returns true on failure, with the error in WSAGetLastError().
-  bool SetOption(int level, int name, DWORD value) {
-    return setsockopt(socket_.get(), level, name, reinterpret_cast<const char*>(&value), sizeof value) ==
-           SOCKET_ERROR;
-  }
-
-  void SetIoctl(DWORD code, BOOL value) {
-    DWORD returned = 0;
-    WSAIoctl(socket_.get(), code, &value, sizeof value, nullptr, 0, &returned, nullptr, nullptr);
-  }
-
-  SysError Bind(const Options& options) {
-    sockaddr_storage address;
-    int length = 0;
-    if (!ResolveBindAddress(options, &address, &length)) return SysError{kUvEINVAL, "getaddrinfo"};
-    // Windows receives nothing on a raw socket until it is bound: it always is
-    // here (the wildcard when no address is given), with no port.
-    if (bind(socket_.get(), reinterpret_cast<sockaddr*>(&address), length) == SOCKET_ERROR) return WsaError("bind");
-    return SysError{};
-  }
-
   SysError AllocateRing() {
     // Room for both pktinfos: wine sends both for IPv4 on a dual-stack socket.
     control_size_ = ControlBufferSize();

@@ -33,4 +33,4 @@ mkdir -p "$OUT"
   -D_WIN32_WINNT=0x0A00 -DWIN32_LEAN_AND_MEAN -DNOMINMAX \
   -I"$HEADERS/include" -I"$ADDON_API" \
   -shared -static -Wl,--no-undefined -Wl,--no-insert-timestamp -o "$OUT/dgram_ring.node" \
-  native/addon.cc native/backend_iocp.cc native/cmsg.cc native/sockaddr.cc "$TMP/win_delay_hook.o" "$TMP/node_delay.lib" -lws2_32 -lmswsock
+  native/addon.cc native/backend_iocp.cc native/win_errors.cc native/win_socket.cc native/cmsg.cc native/sockaddr.cc "$TMP/win_delay_hook.o" "$TMP/node_delay.lib" -lws2_32 -lmswsock

@@ -1,0 +1,75 @@
+// The table behind TranslateError (win_errors.h). Pure, any thread.
+#include "win_errors.h"
+
+namespace dgram_ring {
+
+namespace {
+
+// The socket-related rows of libuv's uv_translate_sys_error (src/win/error.c),
+// so that an error reads as it would from node:dgram. The rows after "Beyond
+// libuv's table" are ours: libuv says UNKNOWN there, and the names are plain.
+struct ErrorMapping {
+  DWORD system;
+  int uv;
+};
+constexpr ErrorMapping kErrorTable[] = {
+    {WSAEACCES, kUvEACCES},
+    {ERROR_ADDRESS_ALREADY_ASSOCIATED, kUvEADDRINUSE},
+    {WSAEADDRINUSE, kUvEADDRINUSE},
+    {WSAEADDRNOTAVAIL, kUvEADDRNOTAVAIL},
+    {WSAEAFNOSUPPORT, kUvEAFNOSUPPORT},
+    {WSAEWOULDBLOCK, kUvEAGAIN},
+    {WSAEALREADY, kUvEALREADY},
+    {ERROR_INVALID_HANDLE, kUvEBADF},
+    {ERROR_OPERATION_ABORTED, kUvECANCELED},  // = WSA_OPERATION_ABORTED
+    {WSAEINTR, kUvECANCELED},
+    {ERROR_CONNECTION_ABORTED, kUvECONNABORTED},
+    {WSAECONNABORTED, kUvECONNABORTED},
+    {ERROR_CONNECTION_REFUSED, kUvECONNREFUSED},
+    {WSAECONNREFUSED, kUvECONNREFUSED},
+    {ERROR_NETNAME_DELETED, kUvECONNRESET},
+    {WSAECONNRESET, kUvECONNRESET},
+    {WSAEFAULT, kUvEFAULT},
+    {ERROR_HOST_UNREACHABLE, kUvEHOSTUNREACH},
+    {WSAEHOSTUNREACH, kUvEHOSTUNREACH},
+    {ERROR_INSUFFICIENT_BUFFER, kUvEINVAL},
+    {ERROR_INVALID_PARAMETER, kUvEINVAL},  // = WSA_INVALID_PARAMETER
+    {WSAEINVAL, kUvEINVAL},
+    {WSAEPFNOSUPPORT, kUvEINVAL},
+    {WSAEISCONN, kUvEISCONN},
+    {ERROR_TOO_MANY_OPEN_FILES, kUvEMFILE},
+    {WSAEMFILE, kUvEMFILE},
+    {WSAEMSGSIZE, kUvEMSGSIZE},
+    {ERROR_NETWORK_UNREACHABLE, kUvENETUNREACH},
+    {WSAENETUNREACH, kUvENETUNREACH},
+    {WSAENOBUFS, kUvENOBUFS},
+    {WSAHOST_NOT_FOUND, kUvENOENT},
+    {WSANO_DATA, kUvENOENT},
+    {ERROR_NOT_ENOUGH_MEMORY, kUvENOMEM},  // = WSA_NOT_ENOUGH_MEMORY
+    {ERROR_OUTOFMEMORY, kUvENOMEM},
+    {ERROR_NOT_CONNECTED, kUvENOTCONN},
+    {WSAENOTCONN, kUvENOTCONN},
+    {WSAENOTSOCK, kUvENOTSOCK},
+    {ERROR_NOT_SUPPORTED, kUvENOTSUP},
+    {ERROR_PRIVILEGE_NOT_HELD, kUvEPERM},
+    {WSAESHUTDOWN, kUvEPIPE},
+    {WSAEPROTONOSUPPORT, kUvEPROTONOSUPPORT},
+    {ERROR_SEM_TIMEOUT, kUvETIMEDOUT},
+    {WSAETIMEDOUT, kUvETIMEDOUT},
+    {WSAESOCKTNOSUPPORT, kUvESOCKTNOSUPPORT},
+    // Beyond libuv's table:
+    {WSAENETDOWN, kUvENETDOWN},
+    {WSAEHOSTDOWN, kUvEHOSTDOWN},
+    {WSAEOPNOTSUPP, kUvENOTSUP},
+    {WSAENOPROTOOPT, kUvENOPROTOOPT},
+};
+
+}  // namespace
+
+int TranslateError(DWORD error) {
+  for (const ErrorMapping& row : kErrorTable)
+    if (row.system == error) return row.uv;
+  return kUvUNKNOWN;
+}
+
+}  // namespace dgram_ring
