@@ -620,8 +620,7 @@ std::unique_ptr<Backend> CreateBackend(const std::string& name, Sink* sink, uv_l
   if (name == "sync-close") return NewSyncCloseBackend(sink);
 #endif
 #ifdef _WIN32
-  (void)loop;
-  if (name == "iocp") return NewIocpBackend(sink);
+  if (name == "iocp") return NewIocpBackend(sink, loop);
 #else
   for (const std::string& own : BackendNames())
     if (name == own) return NewMmsgBackend(sink, loop);

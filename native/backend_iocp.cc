@@ -5,10 +5,13 @@
 // Threads:
 // - The loop thread does everything that touches the socket or the ring:
 //   Open, posting (the contract: one socket's receives from one thread, or
-//   the kernel fills buffers in an unpredictable order), delivery, Close.
+//   the kernel fills buffers in an unpredictable order), cancelling,
+//   delivery, Close.
 // - One completion thread waits in GetQueuedCompletionStatusEx. It only marks
-//   slots completed and calls Sink::Wake; OnWake, back on the loop thread,
-//   reads the results.
+//   slots completed, counts the receives still with the kernel (in_flight_)
+//   and signals the backend's own uv_async_t (signal_); OnSignal, back on the
+//   loop thread, reads the results. It never calls the Sink (so no Sink::Wake
+//   is ever queued by this backend) and is joined before any slot is freed.
 //
 // The ring is used in order: slots are posted at the tail and handed to JS
 // from the head, so datagrams reach JS in posted order even when the kernel
@@ -18,9 +21,23 @@
 //                               waiting for delivery: either way, spoken for
 //                               by a credit)
 //   the rest                    free
+//
+// Close never blocks the loop. It cancels every posted receive and returns;
+// the completion thread stops once each has come back (cancelled, or with
+// data: wine answers with STATUS_HANDLES_CLOSED where Windows says aborted,
+// so any completion without data counts as cancelled). On later loop turns
+// OnSignal hands what came back with data to JS in posted order (kDrain) or
+// counts it in `discarded` (kDiscard), then does the same with what the
+// socket's own queue holds (non-blocking reads, bounded: SetQueueBound),
+// closes the socket and the port, frees the ring, closes signal_ and calls
+// `done` from its close callback. signal_ keeps the loop alive until then.
+// Windows keeps no drop counter: what the queue holds beyond that bound,
+// what arrives after it is read, and what overflowed the socket's buffer at
+// any time are lost without a count (kernel_drops is -1).
 #include <winsock2.h>
 #include <mswsock.h>
 #include <windows.h>
+#include <uv.h>
 
 #include <algorithm>
 #include <atomic>
@@ -40,22 +57,24 @@ namespace {
 
 // Errors that report an ICMP message about one earlier packet, not the state
 // of the socket: the slot is re-posted and the ring goes on (DESIGN.md §5).
+// Pure: any thread.
 bool IsPerPacketError(int error) {
   return error == WSAECONNRESET || error == WSAENETRESET || error == WSAEHOSTUNREACH || error == WSAENETUNREACH;
 }
 
-// Completion keys: the socket's receives, and the packet Close posts to end
-// the completion thread.
+// Completion keys: the socket's receives, and the packet Close posts so that
+// the completion thread looks at in_flight_ again.
 constexpr ULONG_PTR kSocketKey = 1;
-constexpr ULONG_PTR kStopKey = 2;
+constexpr ULONG_PTR kCheckKey = 2;
 
 // Completions taken from the port per call.
 constexpr ULONG kEntriesPerWait = 64;
 
-// How long Close waits for cancelled receives to come back, before and then
-// after closing the socket. They come back at once in the tests; the bound
-// only keeps a receive that never does from hanging the loop for ever.
-constexpr DWORD kCloseWaitMs = 5000;
+// How long the completion thread waits, once closing, for the cancelled
+// receives to come back. They come back at once on Windows and under wine;
+// the bound only keeps a receive that never does from holding the close (and
+// the process's exit) for ever. See OnThreadStopped for what it costs.
+constexpr DWORD kCloseWaitMs = 10000;
 
 struct Slot {
   WSAOVERLAPPED overlapped;  // the completion packet points here
@@ -67,15 +86,24 @@ struct Slot {
   std::atomic<bool> completed{false};
 };
 
+// How a returned receive ended.
+enum class Outcome { kData, kNoData, kFailed };
+
 class IocpBackend final : public Backend {
  public:
-  explicit IocpBackend(Sink* sink) : sink_(sink) {}
+  IocpBackend(Sink* sink, uv_loop_s* loop) : sink_(sink), loop_(loop) {}
 
-  // Reached after a failed Open or once Close has run (the contract), where
-  // Shutdown has nothing left to do; it is here so that no path can free a
-  // buffer the kernel still holds.
-  ~IocpBackend() override { Shutdown(); }
+  // Loop thread. Reached after a failed Open or from inside `done` (the
+  // contract): the thread has been joined and the ring freed by then, or
+  // never existed. Only a failed Open can leave signal_ open here.
+  ~IocpBackend() override {
+    if (signal_ != nullptr) {
+      uv_handle_set_data(Handle(), nullptr);
+      uv_close(Handle(), OnSignalClosed);
+    }
+  }
 
+  // Any thread (a constant).
   const char* Name() const override { return "iocp"; }
 
   // Loop thread.
@@ -92,6 +120,15 @@ class IocpBackend final : public Backend {
     // path marks every slot completed.
     if (CreateIoCompletionPort(reinterpret_cast<HANDLE>(socket_.get()), port_.get(), kSocketKey, 0) == nullptr)
       return Win32Error("CreateIoCompletionPort");
+    signal_ = new uv_async_t;
+    int rc = uv_async_init(loop_, signal_, OnSignalCall);
+    if (rc != 0) {
+      delete signal_;
+      signal_ = nullptr;
+      return SysError{rc, "uv_async_init"};
+    }
+    uv_handle_set_data(Handle(), this);
+    uv_unref(Handle());  // UpdateRef refs it while a consumer waits
     thread_.reset(CreateThread(nullptr, 0, CompletionThread, this, 0, nullptr));
     if (!thread_) return Win32Error("CreateThread");
     return SysError{};
@@ -112,72 +149,56 @@ class IocpBackend final : public Backend {
     if (closing_ || failed_) return;
     Refill();
     if (closing_ || failed_) return;  // Refill failed, and JS may have closed in its error handler
+    UpdateRef();
     // Completions held back for want of credits can go now.
-    if (HeadCompleted() && sink_->Credits() > 0) sink_->Wake();
+    if (HeadCompleted() && sink_->Credits() > 0) Signal();
   }
 
-  // Loop thread: hands the completed prefix of the posted slots to JS as one
-  // batch, then posts again as credits allow.
-  void OnWake() override {
-    if (closing_ || failed_) return;
-    if (DWORD error = thread_error_.load()) return Stop(SysError{TranslateError(error), "GetQueuedCompletionStatusEx"});
-    uint32_t credits = sink_->Credits();
-    size_t count = 0;       // datagrams in the batch
-    uint32_t consumed = 0;  // slots taken from the head: the batch and skipped ones
-    SysError fatal;
-    while (consumed < posted_) {
-      uint32_t index = Index(consumed);
-      Slot& slot = slots_[index];
-      if (!slot.completed.load(std::memory_order_acquire)) break;
-      DWORD bytes = 0;
-      DWORD flags = 0;
-      int error = 0;
-      if (!WSAGetOverlappedResult(socket_.get(), &slot.overlapped, &bytes, FALSE, &flags)) error = WSAGetLastError();
-      if (error == 0 || error == WSAEMSGSIZE) {
-        if (count == credits) break;  // wait for JS to grant more
-        Complete(index, bytes, flags, error == WSAEMSGSIZE, &batch_[count++]);
-      } else if (!IsPerPacketError(error)) {
-        fatal = SysError{TranslateError(error), "WSARecvMsg"};
-        consumed++;  // the failed slot is free again
-        break;
-      }
-      consumed++;
-    }
-    if (consumed == 0) return;
-    posted_ -= consumed;
-    handing_ = consumed;
-    if (count > 0) {
-      sink_->Deliver(batch_.data(), count);
-      if (closing_) return;  // JS closed the socket from its batch handler
-    }
-    head_ = Index(consumed);
-    handing_ = 0;
-    if (fatal) return Stop(fatal);
-    Refill();
-    if (closing_ || failed_) return;
-    // More completed than this batch took: deliver them on the next turn of
-    // the loop rather than holding it now.
-    if (HeadCompleted() && sink_->Credits() > 0) sink_->Wake();
-  }
+  // Loop thread. Every wake of this backend comes through signal_ (OnSignal):
+  // it never calls Sink::Wake, so there is nothing to do here.
+  void OnWake() override {}
 
+  // Loop thread.
   BackendStats Stats() const override {
     BackendStats stats;
     stats.posted = posted_;
     stats.peak_posted = peak_posted_;
     stats.kernel_drops = -1;  // Windows keeps no drop counter for a socket
+    stats.discarded = discarded_;
     return stats;
   }
 
-  // Loop thread, possibly inside Sink::Deliver or Sink::Fail. Blocks the loop
-  // until the kernel has given back every posted buffer: it must not wait for
-  // OnWake, which never comes at environment teardown.
-  // Loop thread. Nothing to do: iocp has no loop handle of its own.
-  void SetRef(bool) override {}
+  // Loop thread. signal_ is this backend's only loop handle: while a consumer
+  // waits (credits) it keeps the loop alive unless told not to; from Close to
+  // `done` it always does.
+  void SetRef(bool keep_alive) override {
+    keep_alive_ = keep_alive;
+    UpdateRef();
+  }
 
-  // Loop thread. Both modes free what completed without delivering it.
-  void Close(CloseMode, std::function<void()> done) override {
-    Shutdown();
-    done();  // last: the binding may free this backend inside it
+  // Loop thread, possibly inside Sink::Deliver or Sink::Fail. Cancels what
+  // is posted and returns; OnSignal does the rest on later turns and calls
+  // `done` from signal_'s close callback. A second call (kDiscard over a
+  // kDrain under way, at environment teardown) turns the rest of the close
+  // into a discarding one; its `done`, if any, replaces the first: one is called.
+  void Close(CloseMode mode, std::function<void()> done) override {
+    if (closing_) {
+      if (mode == CloseMode::kDiscard) mode_ = CloseMode::kDiscard;
+      if (done) done_ = std::move(done);
+      return;
+    }
+    closing_ = true;
+    mode_ = mode;
+    done_ = std::move(done);
+    if (!thread_) return done_();  // Open failed: nothing was ever posted (defensive: not called then)
+    UpdateRef();
+    CancelIoEx(reinterpret_cast<HANDLE>(socket_.get()), nullptr);  // ERROR_NOT_FOUND: nothing posted
+    stopping_.store(true, std::memory_order_release);
+    // The thread may be waiting with nothing in flight: have it look again.
+    PostQueuedCompletionStatus(port_.get(), 0, kCheckKey, nullptr);
+    // Never finish inside Close: it may run inside Sink::Deliver, whose slots
+    // must stay untouched until it returns.
+    Signal();
   }
 
  private:
@@ -200,16 +221,17 @@ class IocpBackend final : public Backend {
     return SysError{};
   }
 
+  // Loop thread, like everything below unless it says otherwise.
   uint8_t* Data(uint32_t index) const { return data_.get() + static_cast<size_t>(index) * buffer_size_; }
   uint8_t* Control(uint32_t index) const { return control_.get() + static_cast<size_t>(index) * control_size_; }
 
   // The slot `offset` places after the head.
   uint32_t Index(uint32_t offset) const { return (head_ + offset) % ring_size_; }
+  // The posted slot `offset` places after the oldest posted one.
+  Slot& PostedSlot(uint32_t offset) const { return slots_[Index(handing_ + offset)]; }
 
-  // Whether the oldest posted slot has completed.
-  bool HeadCompleted() const {
-    return posted_ > 0 && slots_[Index(handing_)].completed.load(std::memory_order_acquire);
-  }
+  // Loop thread: whether the oldest posted slot has completed.
+  bool HeadCompleted() const { return posted_ > 0 && PostedSlot(0).completed.load(std::memory_order_acquire); }
 
   // Loop thread: posts free slots while JS has credits for them.
   void Refill() {
@@ -226,13 +248,10 @@ class IocpBackend final : public Backend {
     peak_posted_ = std::max(peak_posted_, posted_);
   }
 
-  // Loop thread. Returns 0 once the receive is posted (a completion packet
-  // will come), else the WSA error of a receive that failed at once.
-  int Post(uint32_t index) {
+  // Loop thread: the message header of slot `index`, reset for a receive
+  // (WSARecvMsg writes namelen, Control.len and dwFlags back).
+  WSAMSG* PrepareMessage(uint32_t index) {
     Slot& slot = slots_[index];
-    slot.completed.store(false, std::memory_order_relaxed);
-    memset(&slot.overlapped, 0, sizeof slot.overlapped);
-    // WSARecvMsg writes namelen, Control.len and dwFlags back: reset them.
     memset(&slot.message, 0, sizeof slot.message);
     slot.message.name = reinterpret_cast<LPSOCKADDR>(&slot.remote);
     slot.message.namelen = sizeof slot.remote;
@@ -240,12 +259,36 @@ class IocpBackend final : public Backend {
     slot.message.dwBufferCount = 1;
     slot.message.Control.buf = reinterpret_cast<CHAR*>(Control(index));
     slot.message.Control.len = static_cast<ULONG>(control_size_);
+    return &slot.message;
+  }
+
+  // Loop thread. Returns 0 once the receive is posted (a completion packet
+  // will come), else the WSA error of a receive that failed at once.
+  int Post(uint32_t index) {
+    Slot& slot = slots_[index];
+    slot.completed.store(false, std::memory_order_relaxed);
+    memset(&slot.overlapped, 0, sizeof slot.overlapped);
+    WSAMSG* message = PrepareMessage(index);
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
     // No byte count: with an OVERLAPPED it may be wrong; the completion tells.
-    if (recvmsg_(socket_.get(), &slot.message, nullptr, &slot.overlapped, nullptr) == 0) return 0;
+    if (recvmsg_(socket_.get(), message, nullptr, &slot.overlapped, nullptr) == 0) return 0;
     int error = WSAGetLastError();
     // WSAEMSGSIZE at once is a warning status (a datagram cut to fit), not a
     // failure: its completion packet is queued like a success's.
-    return error == WSA_IO_PENDING || error == WSAEMSGSIZE ? 0 : error;
+    if (error == WSA_IO_PENDING || error == WSAEMSGSIZE) return 0;
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);  // no packet will come
+    return error;
+  }
+
+  // Loop thread, for a slot the port has returned: how its receive ended.
+  // Any failure of a receive while closing is its cancellation, whatever
+  // the status says (wine: STATUS_HANDLES_CLOSED).
+  Outcome Result(Slot& slot, DWORD* bytes, DWORD* flags, int* error) const {
+    *error = 0;
+    if (!WSAGetOverlappedResult(socket_.get(), &slot.overlapped, bytes, FALSE, flags)) *error = WSAGetLastError();
+    if (*error == 0 || *error == WSAEMSGSIZE) return Outcome::kData;
+    if (closing_ || IsPerPacketError(*error)) return Outcome::kNoData;
+    return Outcome::kFailed;
   }
 
   // Loop thread: fills `out` from a completed slot. `message_too_big` is
@@ -279,108 +322,272 @@ class IocpBackend final : public Backend {
   // Close cancels it.
   void Stop(SysError error) {
     failed_ = true;
+    UpdateRef();
     sink_->Fail(error);
   }
 
+  // Loop thread (signal_ itself is only closed there).
+  uv_handle_t* Handle() const { return reinterpret_cast<uv_handle_t*>(signal_); }
+
+  // Any thread: OnSignal runs on the loop thread soon (calls coalesce).
+  void Signal() { uv_async_send(signal_); }
+
+  // Loop thread: signal_ keeps the loop alive while a consumer waits for
+  // datagrams (as recvmmsg's uv_poll does), unless SetRef(false), and from
+  // Close until `done`.
+  void UpdateRef() {
+    bool want = closing_ || (keep_alive_ && !failed_ && sink_->Credits() > 0);
+    if (want == refed_ || signal_ == nullptr) return;
+    refed_ = want;
+    if (want)
+      uv_ref(Handle());
+    else
+      uv_unref(Handle());
+  }
+
+  // Loop thread: libuv's callback for signal_.
+  static void OnSignalCall(uv_async_t* handle) {
+    static_cast<IocpBackend*>(uv_handle_get_data(reinterpret_cast<uv_handle_t*>(handle)))->OnSignal();
+  }
+
+  // Loop thread, after the completion thread (or the loop thread itself)
+  // signalled.
+  void OnSignal() {
+    if (closing_) return ContinueClose();
+    if (failed_) return;
+    if (stopped_.load(std::memory_order_acquire))  // the completion thread gave up
+      return Stop(SysError{TranslateError(thread_error_), "GetQueuedCompletionStatusEx"});
+    ProcessCompletions();
+  }
+
+  // Loop thread: hands the completed prefix of the posted slots to JS as one
+  // batch, then posts again as credits allow.
+  void ProcessCompletions() {
+    uint32_t credits = sink_->Credits();
+    size_t count = 0;       // datagrams in the batch
+    uint32_t consumed = 0;  // slots taken from the head: the batch and skipped ones
+    SysError fatal;
+    while (consumed < posted_) {
+      Slot& slot = PostedSlot(consumed);
+      if (!slot.completed.load(std::memory_order_acquire)) break;
+      DWORD bytes = 0;
+      DWORD flags = 0;
+      int error = 0;
+      Outcome outcome = Result(slot, &bytes, &flags, &error);
+      if (outcome == Outcome::kData) {
+        if (count == credits) break;  // wait for JS to grant more
+        Complete(Index(consumed), bytes, flags, error == WSAEMSGSIZE, &batch_[count++]);
+      } else if (outcome == Outcome::kFailed) {
+        fatal = SysError{TranslateError(error), "WSARecvMsg"};
+        consumed++;  // the failed slot is free again
+        break;
+      }
+      consumed++;
+    }
+    HandOver(consumed, count);
+    if (closing_) return;  // JS closed the socket from its batch handler: Close signalled
+    UpdateRef();
+    if (fatal) return Stop(fatal);
+    Refill();
+    if (closing_ || failed_) return;
+    // More completed than this batch took: deliver them on the next turn of
+    // the loop rather than holding it now.
+    if (HeadCompleted() && sink_->Credits() > 0) Signal();
+  }
+
+  // Loop thread: takes `consumed` slots off the head, the first `count` of
+  // them (in batch_) handed to JS. Deliver may re-enter (OnCredits, Close):
+  // the slots being handed over are not posted, so neither touches them.
+  void HandOver(uint32_t consumed, size_t count) {
+    if (consumed == 0) return;
+    posted_ -= consumed;
+    handing_ = consumed;
+    if (count > 0) sink_->Deliver(batch_.data(), count);
+    head_ = Index(consumed);
+    handing_ = 0;
+  }
+
+  // Loop thread, on every signal from Close to `done`.
+  void ContinueClose() {
+    if (thread_) {
+      ConsumeClosing();
+      if (!stopped_.load(std::memory_order_acquire)) return;  // more to come back: it signals
+      OnThreadStopped();
+    }
+    if (socket_.get() == INVALID_SOCKET) return;  // finishing already
+    if (ReadQueue()) return Signal();  // more next turn
+    Finish();
+  }
+
+  // Loop thread, closing: takes the returned prefix of the posted slots off,
+  // in posted order: with data, handed to JS (kDrain) or counted as discarded
+  // (kDiscard); without, freed.
+  void ConsumeClosing() {
+    size_t count = 0;
+    uint32_t consumed = 0;
+    while (consumed < posted_) {
+      Slot& slot = PostedSlot(consumed);
+      if (!slot.completed.load(std::memory_order_acquire)) break;
+      DWORD bytes = 0;
+      DWORD flags = 0;
+      int error = 0;
+      if (Result(slot, &bytes, &flags, &error) == Outcome::kData) {
+        if (mode_ == CloseMode::kDrain)
+          Complete(Index(consumed), bytes, flags, error == WSAEMSGSIZE, &batch_[count++]);
+        else
+          discarded_++;
+      }
+      consumed++;
+    }
+    HandOver(consumed, count);
+  }
+
+  // Loop thread, once the completion thread has returned (it did so after
+  // its last touch of this backend: joining it does not wait on the kernel).
+  void OnThreadStopped() {
+    WaitForSingleObject(thread_.get(), INFINITE);
+    thread_.reset();
+    if (posted_ > 0) {
+      // The thread gave up after kCloseWaitMs with receives still out (or its
+      // wait failed). The kernel may still write their buffers: the slots,
+      // payload and control buffers are leaked, never freed (ring_size x
+      // (buffer_size + control + sizeof(Slot)) bytes). closesocket below
+      // ends the receives; the port outlives its handle while they are out.
+      // Nothing else is leaked, and the socket queue is not read (the
+      // buffers are not ours).
+      slots_.release();
+      data_.release();
+      control_.release();
+      posted_ = 0;
+      return;
+    }
+    // Nothing is with the kernel now: the socket's queue is read with plain
+    // non-blocking calls (no completion packets) into the free slots.
+    u_long non_blocking = 1;
+    if (ioctlsocket(socket_.get(), FIONBIO, &non_blocking) == 0) SetQueueBound();
+  }
+
+  // Loop thread: how much close reads off the socket's queue at most. The
+  // queue holds at most SO_RCVBUF bytes of payload, so once that much is
+  // read, all it held when close began has been; the bound only stops a
+  // sender that never stops from holding the close open for ever (under a
+  // flood, what arrived meanwhile is read up to it). The datagram count
+  // bounds empty and small datagrams: at 64 bytes or more a datagram, a
+  // full queue is read whole; below that, what lies beyond is lost uncounted.
+  void SetQueueBound() {
+    int receive_buffer = 0;
+    int length = sizeof receive_buffer;
+    if (getsockopt(socket_.get(), SOL_SOCKET, SO_RCVBUF, reinterpret_cast<char*>(&receive_buffer), &length) != 0)
+      receive_buffer = 0;
+    queue_bytes_ = receive_buffer > 0 ? static_cast<uint32_t>(receive_buffer) : 65536;  // Windows' default
+    queue_datagrams_ = std::max<uint32_t>(ring_size_, queue_bytes_ / 64);
+  }
+
+  // Loop thread, closing, nothing posted: reads up to a ring's worth of what
+  // the socket's queue holds without waiting, hands it to JS as one batch
+  // (kDrain) or counts it as discarded (kDiscard). Returns whether there may
+  // be more (the next turn reads on, so the loop is not held).
+  bool ReadQueue() {
+    size_t count = 0;
+    for (uint32_t reads = 0; reads < ring_size_ && queue_datagrams_ > 0 && queue_bytes_ > 0; reads++) {
+      queue_datagrams_--;
+      uint32_t index = static_cast<uint32_t>(count);
+      WSAMSG* message = PrepareMessage(index);
+      DWORD bytes = 0;
+      int error = recvmsg_(socket_.get(), message, &bytes, nullptr, nullptr) == 0 ? 0 : WSAGetLastError();
+      if (error == 0 || error == WSAEMSGSIZE) {
+        queue_bytes_ -= std::min<uint32_t>(queue_bytes_, bytes);
+        if (mode_ == CloseMode::kDrain)
+          Complete(index, bytes, 0, error == WSAEMSGSIZE, &batch_[count++]);
+        else
+          discarded_++;
+      } else if (!IsPerPacketError(error)) {
+        queue_datagrams_ = 0;  // WSAEWOULDBLOCK: the queue is empty; anything else: it cannot be read
+      }
+    }
+    if (count > 0) sink_->Deliver(batch_.data(), count);  // nothing is posted: no one else touches the slots
+    return queue_datagrams_ > 0 && queue_bytes_ > 0;
+  }
+
+  // Loop thread: closes the socket and the port, frees the ring and closes
+  // signal_; `done` runs from its close callback.
+  void Finish() {
+    socket_.reset();
+    port_.reset();
+    slots_.reset();
+    data_.reset();
+    control_.reset();
+    batch_ = std::vector<Completion>();
+    posted_ = 0;
+    uv_close(Handle(), OnSignalClosed);
+  }
+
+  // Loop thread: signal_ is closed. Frees it, then calls `done` (last: the
+  // binding may free this backend inside it), unless the backend is gone (a
+  // failed Open) and there is no one to tell.
+  static void OnSignalClosed(uv_handle_t* handle) {
+    auto* self = static_cast<IocpBackend*>(uv_handle_get_data(handle));
+    delete reinterpret_cast<uv_async_t*>(handle);
+    if (self == nullptr) return;
+    self->signal_ = nullptr;
+    std::function<void()> done = std::move(self->done_);
+    done();
+  }
+
+  // Completion thread: its entry point.
   static DWORD WINAPI CompletionThread(void* self) {
     static_cast<IocpBackend*>(self)->WaitForCompletions();
     return 0;
   }
 
-  // Completion thread: marks slots completed and wakes the loop, until Close
-  // posts kStopKey.
+  // Completion thread: marks slots completed and signals the loop, until
+  // Close has asked it to stop and every receive has come back (or
+  // kCloseWaitMs passed since). Its last act is the signal that tells the
+  // loop thread it stopped.
   void WaitForCompletions() {
     OVERLAPPED_ENTRY entries[kEntriesPerWait];
+    ULONGLONG deadline = 0;
     for (;;) {
-      ULONG count = 0;
-      if (!GetQueuedCompletionStatusEx(port_.get(), entries, kEntriesPerWait, &count, INFINITE, FALSE)) {
-        thread_error_ = GetLastError();  // OnWake reports it
-        sink_->Wake();
-        return;
+      DWORD timeout = INFINITE;
+      if (stopping_.load(std::memory_order_acquire)) {
+        if (in_flight_.load(std::memory_order_acquire) <= 0) break;
+        ULONGLONG now = GetTickCount64();
+        if (deadline == 0) deadline = now + kCloseWaitMs;
+        if (now >= deadline) break;  // give up: OnThreadStopped leaks what is out
+        timeout = static_cast<DWORD>(deadline - now);
       }
-      bool stop = false;
-      bool completed = false;
-      for (ULONG i = 0; i < count; i++) {
-        if (entries[i].lpCompletionKey == kStopKey) {
-          stop = true;
-        } else {
-          SlotOf(entries[i].lpOverlapped)->completed.store(true, std::memory_order_release);
-          completed = true;
-        }
-      }
-      if (completed) sink_->Wake();
-      if (stop) return;
-    }
-  }
-
-  static Slot* SlotOf(OVERLAPPED* overlapped) { return CONTAINING_RECORD(overlapped, Slot, overlapped); }
-
-  // Loop thread. Cancels every posted receive, waits until each has come back
-  // (whatever its status: wine answers closesocket with STATUS_HANDLES_CLOSED
-  // where Windows says cancelled), then closes the socket and the port. The
-  // buffers are freed with the backend, once nothing can write them.
-  void Shutdown() {
-    if (closing_) return;
-    closing_ = true;
-    if (!thread_) return;  // Open failed: nothing was ever posted
-    // Cancel first, then stop the thread, so that cancellations queued ahead
-    // of kStopKey are taken by the thread and Drain takes the rest. (Measured
-    // under wine: in this order every receive was back when the thread
-    // stopped; cancelled after it had stopped, none came back before
-    // closesocket.)
-    CancelIoEx(reinterpret_cast<HANDLE>(socket_.get()), nullptr);  // ERROR_NOT_FOUND: nothing posted
-    // From here on only this thread takes completions from the port.
-    PostQueuedCompletionStatus(port_.get(), 0, kStopKey, nullptr);
-    WaitForSingleObject(thread_.get(), INFINITE);
-    thread_.reset();
-    uint32_t outstanding = 0;
-    for (uint32_t i = 0; i < posted_; i++)
-      if (!slots_[Index(handing_ + i)].completed.load(std::memory_order_acquire)) outstanding++;
-    outstanding = Drain(outstanding);
-    socket_.reset();  // completes whatever CancelIoEx did not reach
-    if (outstanding > 0) outstanding = Drain(outstanding);
-    if (outstanding > 0) {
-      // The kernel may still write these buffers: leak them, never free them.
-      slots_.release();
-      data_.release();
-      control_.release();
-    }
-    port_.reset();
-    posted_ = 0;  // what Stats reports from now on
-  }
-
-  // Loop thread, after the completion thread has stopped: takes completions
-  // from the port until `outstanding` receives have come back or
-  // kCloseWaitMs passed. Returns how many are still out.
-  uint32_t Drain(uint32_t outstanding) {
-    ULONGLONG deadline = GetTickCount64() + kCloseWaitMs;
-    OVERLAPPED_ENTRY entries[kEntriesPerWait];
-    while (outstanding > 0) {
-      ULONGLONG now = GetTickCount64();
-      if (now >= deadline) break;
       ULONG count = 0;
-      if (!GetQueuedCompletionStatusEx(port_.get(), entries, kEntriesPerWait, &count,
-                                       static_cast<DWORD>(deadline - now), FALSE)) {
-        if (GetLastError() == WAIT_TIMEOUT) continue;  // the deadline ends the loop
+      if (!GetQueuedCompletionStatusEx(port_.get(), entries, kEntriesPerWait, &count, timeout, FALSE)) {
+        if (GetLastError() == WAIT_TIMEOUT) continue;
+        thread_error_ = GetLastError();  // OnSignal reports it
         break;
       }
+      bool completed = false;
       for (ULONG i = 0; i < count; i++) {
-        if (entries[i].lpCompletionKey != kSocketKey) continue;
-        SlotOf(entries[i].lpOverlapped)->completed.store(true, std::memory_order_relaxed);
-        outstanding--;
+        if (entries[i].lpCompletionKey != kSocketKey) continue;  // kCheckKey: look at in_flight_ again
+        SlotOf(entries[i].lpOverlapped)->completed.store(true, std::memory_order_release);
+        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+        completed = true;
       }
+      if (completed) Signal();
     }
-    return outstanding;
+    stopped_.store(true, std::memory_order_release);
+    Signal();
   }
 
+  // Any thread: the slot an OVERLAPPED belongs to.
+  static Slot* SlotOf(OVERLAPPED* overlapped) { return CONTAINING_RECORD(overlapped, Slot, overlapped); }
+
   Sink* const sink_;
+  uv_loop_s* const loop_;
   bool ipv6_ = false;
   uint32_t ring_size_ = 0;
   uint32_t buffer_size_ = 0;
   size_t control_size_ = 0;
   UniqueSocket socket_;
   UniqueHandle port_;
-  UniqueHandle thread_;  // the completion thread, until Close has joined it
+  UniqueHandle thread_;  // the completion thread, until OnThreadStopped has joined it
+  uv_async_t* signal_ = nullptr;  // on the heap: libuv frees it only in its close callback
   LPFN_WSARECVMSG recvmsg_ = nullptr;
   std::unique_ptr<Slot[]> slots_;
   std::unique_ptr<uint8_t[]> data_;     // ring_size_ payload buffers
@@ -390,13 +597,24 @@ class IocpBackend final : public Backend {
   uint32_t handing_ = 0;
   uint32_t posted_ = 0;
   uint32_t peak_posted_ = 0;
+  uint64_t discarded_ = 0;
   bool closing_ = false;
   bool failed_ = false;
-  std::atomic<DWORD> thread_error_{0};  // set once if the completion thread gave up
+  bool keep_alive_ = true;  // SetRef
+  bool refed_ = false;      // signal_ is referenced
+  CloseMode mode_ = CloseMode::kDrain;
+  uint32_t queue_datagrams_ = 0;  // datagrams close may still read off the queue
+  uint32_t queue_bytes_ = 0;      // payload bytes likewise
+  std::function<void()> done_;
+  // Shared with the completion thread:
+  std::atomic<bool> stopping_{false};   // Close ran: stop once nothing is in flight
+  std::atomic<bool> stopped_{false};    // the thread returned (its last signal follows)
+  std::atomic<int32_t> in_flight_{0};   // receives posted whose packet the thread has not taken
+  DWORD thread_error_ = 0;              // why GetQueuedCompletionStatusEx failed; read after stopped_
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> NewIocpBackend(Sink* sink) { return std::make_unique<IocpBackend>(sink); }
+std::unique_ptr<Backend> NewIocpBackend(Sink* sink, uv_loop_s* loop) { return std::make_unique<IocpBackend>(sink, loop); }
 
 }  // namespace dgram_ring

@@ -186,7 +186,7 @@ std::unique_ptr<Backend> CreateBackend(const std::string& name, Sink* sink, uv_l
 
 // One constructor per backend file; CreateBackend (addon.cc) picks among them.
 #ifdef _WIN32
-std::unique_ptr<Backend> NewIocpBackend(Sink* sink);  // backend_iocp.cc
+std::unique_ptr<Backend> NewIocpBackend(Sink* sink, uv_loop_s* loop);  // backend_iocp.cc
 #else
 std::unique_ptr<Backend> NewMmsgBackend(Sink* sink, uv_loop_s* loop);  // backend_mmsg.cc
 #endif
