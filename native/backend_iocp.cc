@@ -22,6 +22,11 @@
 //                               by a credit)
 //   the rest                    free
 //
+// A lower grant cancels the newest posted receives beyond the credits
+// (CancelIoEx on each one's OVERLAPPED); those that come back without data
+// leave the tail, so with no credits nothing stays posted. One that completed
+// with data despite the cancel stays posted until it is delivered.
+//
 // Close never blocks the loop. It cancels every posted receive and returns;
 // the completion thread stops once each has come back (cancelled, or with
 // data: wine answers with STATUS_HANDLES_CLOSED where Windows says aborted,
@@ -84,6 +89,7 @@ struct Slot {
   // Set by the completion thread once the port has returned this receive;
   // read (and reset before posting) by the loop thread.
   std::atomic<bool> completed{false};
+  bool cancelled = false;  // loop thread: CancelIoEx was asked for this receive
 };
 
 // How a returned receive ended.
@@ -144,9 +150,11 @@ class IocpBackend final : public Backend {
     return SysError{};
   }
 
-  // Loop thread, possibly inside Sink::Deliver.
+  // Loop thread, possibly inside Sink::Deliver: post up to the credits, or
+  // cancel the newest posted receives beyond them.
   void OnCredits() override {
     if (closing_ || failed_) return;
+    CancelSurplus();
     Refill();
     if (closing_ || failed_) return;  // Refill failed, and JS may have closed in its error handler
     UpdateRef();
@@ -267,6 +275,7 @@ class IocpBackend final : public Backend {
   int Post(uint32_t index) {
     Slot& slot = slots_[index];
     slot.completed.store(false, std::memory_order_relaxed);
+    slot.cancelled = false;
     memset(&slot.overlapped, 0, sizeof slot.overlapped);
     WSAMSG* message = PrepareMessage(index);
     in_flight_.fetch_add(1, std::memory_order_relaxed);
@@ -280,14 +289,50 @@ class IocpBackend final : public Backend {
     return error;
   }
 
+  // Loop thread, possibly inside Sink::Deliver: the credits fell below what
+  // is posted. Cancels the newest receives still with the kernel until what
+  // is left (completed ones included) fits the credits; each comes back
+  // through the port and TrimCancelledTail or ProcessCompletions takes it
+  // off, unless it completed with data first (then it is delivered in turn).
+  void CancelSurplus() {
+    uint32_t credits = sink_->Credits();
+    if (posted_ <= credits) return;
+    uint32_t surplus = posted_ - credits;
+    for (uint32_t offset = posted_; offset-- > 0 && surplus > 0;) {
+      Slot& slot = PostedSlot(offset);
+      if (slot.cancelled) {
+        surplus--;  // on its way back
+      } else if (!slot.completed.load(std::memory_order_acquire)) {
+        // ERROR_NOT_FOUND: it completed meanwhile; its packet is on its way.
+        CancelIoEx(reinterpret_cast<HANDLE>(socket_.get()), &slot.overlapped);
+        slot.cancelled = true;
+        surplus--;
+      }
+    }
+  }
+
+  // Loop thread: takes the newest posted slots off while they came back
+  // cancelled without data, so that `posted` falls to the credits.
+  void TrimCancelledTail() {
+    while (posted_ > 0) {
+      Slot& slot = PostedSlot(posted_ - 1);
+      if (!slot.cancelled || !slot.completed.load(std::memory_order_acquire)) break;
+      DWORD bytes = 0;
+      DWORD flags = 0;
+      int error = 0;
+      if (Result(slot, &bytes, &flags, &error) == Outcome::kData) break;  // kept: delivered in order
+      posted_--;
+    }
+  }
+
   // Loop thread, for a slot the port has returned: how its receive ended.
-  // Any failure of a receive while closing is its cancellation, whatever
-  // the status says (wine: STATUS_HANDLES_CLOSED).
+  // Any failure of a receive that was cancelled (or is being closed) is its
+  // cancellation, whatever the status says (wine: STATUS_HANDLES_CLOSED).
   Outcome Result(Slot& slot, DWORD* bytes, DWORD* flags, int* error) const {
     *error = 0;
     if (!WSAGetOverlappedResult(socket_.get(), &slot.overlapped, bytes, FALSE, flags)) *error = WSAGetLastError();
     if (*error == 0 || *error == WSAEMSGSIZE) return Outcome::kData;
-    if (closing_ || IsPerPacketError(*error)) return Outcome::kNoData;
+    if (slot.cancelled || closing_ || IsPerPacketError(*error)) return Outcome::kNoData;
     return Outcome::kFailed;
   }
 
@@ -363,6 +408,7 @@ class IocpBackend final : public Backend {
   // Loop thread: hands the completed prefix of the posted slots to JS as one
   // batch, then posts again as credits allow.
   void ProcessCompletions() {
+    TrimCancelledTail();
     uint32_t credits = sink_->Credits();
     size_t count = 0;       // datagrams in the batch
     uint32_t consumed = 0;  // slots taken from the head: the batch and skipped ones
