@@ -217,6 +217,21 @@ for (const backend of backends) {
     t.equal(socket.stats().received, sent.length)
     t.same(errors, [])
   })
+
+  t.test(`${backend}: a draining close() delivers queued datagrams longer than bufferSize truncated and flagged`, async (t) => {
+    const got = []
+    const socket = new ring.RingSocket(
+      { address: '127.0.0.1', backend, bufferSize: 4 },
+      (batch) => { for (const d of batch) got.push([d.data.toString(), d.truncated]) },
+      (error) => got.push(error),
+    )
+    const sent = ['abcdefgh', 'xy', '', '123456'].map((s) => Buffer.from(s))
+    await sendAll(client(t), sent, socket.address().port, '127.0.0.1')
+    await sleep(100) // no credits: they wait in the socket's queue
+    await socket.close()
+    t.same(got, [['abcd', true], ['xy', false], ['', false], ['1234', true]])
+    t.equal(socket.stats().truncated, 2)
+  })
 }
 
 t.test('worker.terminate() and process exit while a consumer waits on a posted ring, repeated', async (t) => {
