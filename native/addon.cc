@@ -466,8 +466,8 @@ void Ring::UpdateHold() {
   if (owner_ != nullptr) owner_->Hold(waiting || closing);
   // The loop: a consumer waiting for datagrams keeps it alive, as a
   // node:dgram socket does, unless unref()'d; a close under way always does,
-  // so that `await close()` at the end of a program completes. (recvmmsg's
-  // uv_poll does so too; iocp has no handle of its own.)
+  // so that `await close()` at the end of a program completes. (The
+  // backends' own handles do so too, as SetRef says.)
   bool keep_alive = (waiting && ref_) || closing;
   if (wake_ != nullptr && !wake_finalized_ && keep_alive != wake_ref_) {
     wake_ref_ = keep_alive;

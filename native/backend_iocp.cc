@@ -176,6 +176,16 @@ class IocpBackend final : public Backend {
     return stats;
   }
 
+  // Loop thread.
+  int ReceiveBufferSize() const override {
+    int bytes = 0;
+    int length = sizeof bytes;
+    if (socket_.get() == INVALID_SOCKET ||
+        getsockopt(socket_.get(), SOL_SOCKET, SO_RCVBUF, reinterpret_cast<char*>(&bytes), &length) == SOCKET_ERROR)
+      return 0;
+    return bytes;
+  }
+
   // Loop thread. signal_ is this backend's only loop handle: while a consumer
   // waits (credits) it keeps the loop alive unless told not to; from Close to
   // `done` it always does.
