@@ -6,6 +6,7 @@ import type { DatagramStream } from '../stream'
 import type { Datagram } from '../datagram'
 import type { RingStats } from '../socket'
 import { formatter } from './format'
+import { LineBuffer } from './output'
 import { DEFAULT_BUFFER_SIZE, parseFlags, parseListen, type ListenCommand } from './flags'
 
 export function listenHelp(backends: readonly string[]): string {
@@ -189,6 +190,7 @@ async function receive(stream: DatagramStream, command: ListenCommand, out: Node
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal)
 
   const format = formatter(command)
+  const lines = new LineBuffer()
   const limit = command.count ?? Infinity
   let accepted = 0 // datagrams whose lines were handed to stdout
   let written = 0 // ... and that stdout took
@@ -202,20 +204,21 @@ async function receive(stream: DatagramStream, command: ListenCommand, out: Node
       // datagram received is counted (as not written when it was not).
       if (accepted === limit || stop.signal.aborted) continue
       const take = Math.min(batch.length, limit - accepted)
-      let text = ''
-      for (let i = 0; i < take; i++) text += format(batch.at(i) as Datagram)
+      for (let i = 0; i < take; i++) lines.add(format(batch.at(i) as Datagram))
       accepted += take
       if (accepted === limit) void stream.close()
-      if (text === '') {
+      if (lines.length === 0) {
         written += take // no lines to write (a StatsD datagram of no metric lines cannot be: it is an error record)
         continue
       }
       pending++
-      const more = out.write(text, (error) => {
+      const more = out.write(lines.take(), (error) => {
         pending--
         if (error == null) written += take
         if (pending === 0) onFlushed?.()
       })
+      // A file takes the bytes at once; a pipe may keep them until it can write.
+      if (out.writableLength > 0) lines.detach()
       // Waiting here is the backpressure: batches() grants the ring no buffers meanwhile.
       if (!more) await once(out, 'drain', { signal: stop.signal }).catch(() => undefined)
     }
