@@ -6,7 +6,7 @@ import type { DatagramStream } from '../stream'
 import type { Datagram } from '../datagram'
 import type { RingStats } from '../socket'
 import { formatter } from './format'
-import { LineBuffer } from './output'
+import { LineBuffer, type Lines } from './output'
 import { DEFAULT_BUFFER_SIZE, parseFlags, parseListen, type ListenCommand } from './flags'
 
 export function listenHelp(backends: readonly string[]): string {
@@ -141,6 +141,20 @@ export function summary(stats: RingStats, written: number): string {
   )
 }
 
+/**
+ * Datagrams whose lines all reached the output of the write under way
+ * (`oldest`): the stream's handle knows how many of its bytes it has not
+ * written yet (libuv's write queue); the ones before those are out.
+ */
+function partlyWritten(out: NodeJS.WriteStream, oldest: Lines): number {
+  const unwritten = (out as NodeJS.WriteStream & { _handle?: { writeQueueSize?: unknown } })._handle?.writeQueueSize
+  if (typeof unwritten !== 'number' || unwritten > oldest.bytes.length) return 0
+  const reached = oldest.bytes.length - unwritten
+  let datagrams = 0
+  while (datagrams < oldest.ends.length && (oldest.ends[datagrams] as number) <= reached) datagrams++
+  return datagrams
+}
+
 export async function listenCommand(args: readonly string[]): Promise<number> {
   const flags = parseFlags(args)
   // Loaded here, not at the top: --version, --help and bench work without the native addon.
@@ -194,7 +208,7 @@ async function receive(stream: DatagramStream, command: ListenCommand, out: Node
   const limit = command.count ?? Infinity
   let accepted = 0 // datagrams whose lines were handed to stdout
   let written = 0 // ... and that stdout took
-  let pending = 0 // writes stdout has not finished
+  const inFlight: Lines[] = [] // writes stdout has not finished, oldest first
   let onFlushed: (() => void) | undefined
   // A batch at a time: its lines as one string, one write (the batch's
   // datagrams share their receive time and their crossing).
@@ -204,25 +218,29 @@ async function receive(stream: DatagramStream, command: ListenCommand, out: Node
       // datagram received is counted (as not written when it was not).
       if (accepted === limit || stop.signal.aborted) continue
       const take = Math.min(batch.length, limit - accepted)
-      for (let i = 0; i < take; i++) lines.add(format(batch.at(i) as Datagram))
+      for (let i = 0; i < take; i++) {
+        lines.add(format(batch.at(i) as Datagram))
+        lines.endDatagram()
+      }
       accepted += take
       if (accepted === limit) void stream.close()
       if (lines.length === 0) {
         written += take // no lines to write (a StatsD datagram of no metric lines cannot be: it is an error record)
         continue
       }
-      pending++
-      const more = out.write(lines.take(), (error) => {
-        pending--
+      const chunk = lines.take()
+      inFlight.push(chunk)
+      const more = out.write(chunk.bytes, (error) => {
+        inFlight.shift()
         if (error == null) written += take
-        if (pending === 0) onFlushed?.()
+        if (inFlight.length === 0) onFlushed?.()
       })
       // A file takes the bytes at once; a pipe may keep them until it can write.
       if (out.writableLength > 0) lines.detach()
       // Waiting here is the backpressure: batches() grants the ring no buffers meanwhile.
       if (!more) await once(out, 'drain', { signal: stop.signal }).catch(() => undefined)
     }
-    if (pending > 0 && !stop.signal.aborted) {
+    if (inFlight.length > 0 && !stop.signal.aborted) {
       await new Promise<void>((resolve) => {
         onFlushed = resolve
         stop.signal.addEventListener('abort', () => resolve(), { once: true })
@@ -238,8 +256,10 @@ async function receive(stream: DatagramStream, command: ListenCommand, out: Node
   // The reader went away (`| head`): that is how such a pipe ends, not a failure.
   if (broken) return 0
   if (failure !== undefined) throw failure
+  // stdout's reader stalled past --duration: what it holds goes with the
+  // process, but the oldest write may have reached the pipe in part.
+  if (inFlight.length > 0) written += partlyWritten(out, inFlight[0] as Lines)
   err.write(summary(stream.stats(), written))
-  // stdout's reader stalled past --duration: what it holds goes with the process.
-  if (pending > 0) process.exit(0)
+  if (inFlight.length > 0) process.exit(0)
   return 0
 }

@@ -6,9 +6,16 @@ import { Buffer } from 'node:buffer'
 
 const INITIAL_BYTES = 256 * 1024
 
+/** What take() hands over: the bytes, and where each datagram's lines end in them. */
+export interface Lines {
+  bytes: Buffer
+  ends: number[]
+}
+
 export class LineBuffer {
   #buffer = Buffer.allocUnsafeSlow(INITIAL_BYTES)
   #length = 0
+  #ends: number[] = []
 
   /** Appends a line (or lines) of text. */
   add(text: string): void {
@@ -22,15 +29,21 @@ export class LineBuffer {
     this.#length += this.#buffer.write(text, this.#length, 'utf8')
   }
 
+  /** The lines of one datagram end here. */
+  endDatagram(): void {
+    this.#ends.push(this.#length)
+  }
+
   get length(): number {
     return this.#length
   }
 
   /** The bytes added since the last take, to be written; the buffer is used again for the next ones. */
-  take(): Buffer {
-    const bytes = this.#buffer.subarray(0, this.#length)
+  take(): Lines {
+    const lines = { bytes: this.#buffer.subarray(0, this.#length), ends: this.#ends }
     this.#length = 0
-    return bytes
+    this.#ends = []
+    return lines
   }
 
   /** The output still holds what take() gave it: leave that to the output, and go on in a new buffer. */
