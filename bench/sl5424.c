@@ -16,31 +16,7 @@
  * unsent tail with the same numbers). Prints one line:
  *   sl5424 port=.. rate=.. secs=.. sent=.. pps=.. errs=.. calls=.. usr=.. sys=..
  */
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void cpu_now(double *usr, double *sys) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  *usr = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6;
-  *sys = ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
+#include "common.h"
 
 static const char HEADER[] = "<165>1 2026-11-27T12:00:00.000Z host app 1234 ID47 - seq=";
 #define SEQ_DIGITS 8
@@ -72,13 +48,13 @@ int main(int argc, char **argv) {
   if ((size_t)size < hlen + SEQ_DIGITS + sizeof body) size = (int)(hlen + SEQ_DIGITS + sizeof body);
 
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) { perror("socket"); return 2; }
+  if (fd < 0) die("socket");
   int sb = 4 << 20;
   if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof sb) < 0)
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
   struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(port)};
   inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-  if (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0) { perror("connect"); return 2; }
+  if (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0) die("connect");
 
   /* One payload buffer per slot of the batch; only the digits change. */
   char *bufs = calloc((size_t)batch, (size_t)size);

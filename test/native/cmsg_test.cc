@@ -9,21 +9,11 @@
 #include <cstring>
 #include <vector>
 
+#include "check.h"
 #include "../../native/cmsg.h"
 
 using dgram_ring::Completion;
 using dgram_ring::DecodeControl;
-
-static int passed = 0, failed = 0;
-
-static void Check(bool ok, const char* what) {
-  if (ok) {
-    passed++;
-  } else {
-    failed++;
-    printf("not ok: %s\n", what);
-  }
-}
 
 // Appends one control message (header, payload, padding) as the kernel lays it out.
 static void Append(std::vector<uint8_t>* buffer, int level, int type, const void* payload, size_t length) {
@@ -112,6 +102,5 @@ int main() {
   }
   Check(true, "random control bytes decoded without a fault");
 
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return Report();
 }

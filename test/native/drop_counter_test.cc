@@ -3,20 +3,10 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "check.h"
 #include "../../native/drop_counter.h"
 
 using dgram_ring::DropCounter;
-
-static int passed = 0, failed = 0;
-
-static void Check(bool ok, const char* what) {
-  if (ok) {
-    passed++;
-  } else {
-    failed++;
-    printf("not ok: %s\n", what);
-  }
-}
 
 int main() {
   {
@@ -42,6 +32,5 @@ int main() {
     counter.Update(UINT32_MAX - 5);
     Check(counter.Update(10) == uint64_t{UINT32_MAX} - 5 + 16, "a reading just past the wrap");
   }
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return Report();
 }
