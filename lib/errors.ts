@@ -11,6 +11,7 @@ export type DgramRingErrorCode =
   | 'ERR_DGRAM_RING_BACKEND_UNAVAILABLE'
   | 'ERR_DGRAM_RING_CLOSED'
   | 'ERR_DGRAM_RING_INTERNAL'
+  | 'ERR_INVALID_STATE'
 
 /** An error with a stable `code`. */
 export interface CodedError extends Error {
@@ -75,6 +76,11 @@ export function outOfRange(name: string, range: string, actual: unknown, subject
 /** A port that is not an integer in 0..65535 (Node's dgram uses the same code). */
 export function badPort(actual: unknown): RangeError & CodedError {
   return withCode(new RangeError(`The "port" option must be an integer >= 0 and <= 65535. Received ${received(actual)}`), 'ERR_SOCKET_BAD_PORT')
+}
+
+/** An operation the object's state does not allow now (a second consumer of a stream). */
+export function invalidState(message: string): CodedError {
+  return withCode(new Error(message), 'ERR_INVALID_STATE')
 }
 
 /** An operation on a socket that is closed (or never opened). */

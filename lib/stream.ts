@@ -11,7 +11,7 @@
 import { Readable } from 'node:stream'
 import type { Datagram, DatagramBatch } from './datagram'
 import { RingSocket, resolveOptions, type AddressInfo, type ListenOptions, type RingStats } from './socket'
-import { abortError, closedError } from './errors'
+import { abortError, closedError, invalidState } from './errors'
 import { iterateBatches } from './batches'
 
 /**
@@ -175,7 +175,7 @@ export class DatagramStream extends Readable {
    */
   batches(): AsyncIterableIterator<DatagramBatch> {
     if (this.#takenBy !== undefined || this.readableDidRead || this.readableFlowing) {
-      throw Object.assign(new Error('batches(): this stream is already being read; a stream serves one consumer'), { code: 'ERR_INVALID_STATE' })
+      throw invalidState('batches(): this stream is already being read; a stream serves one consumer')
     }
     const self = this
     return iterateBatches({
