@@ -11,7 +11,8 @@
 #
 # With no arguments: every test file that names one of the tools or states a
 # requirement (skipUnless, requireTool from test/lib/helpers.mjs). Run after
-# `npm install` (it copies dist/ and build/Release/, and links node_modules/).
+# `npm install` (it copies dist/, the addon's build or prebuilds, and links
+# node_modules/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -50,8 +51,11 @@ done
 mkdir "$WORK/checkout"
 git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$WORK/checkout"
 cp -a dist "$WORK/checkout/dist"
-mkdir -p "$WORK/checkout/build"
-cp -a build/Release "$WORK/checkout/build/Release"
+[ ! -d prebuilds ] || cp -a prebuilds "$WORK/checkout/"
+if [ -d build/Release ]; then
+  mkdir -p "$WORK/checkout/build"
+  cp -a build/Release "$WORK/checkout/build/Release"
+fi
 ln -s "$ROOT/node_modules" "$WORK/checkout/node_modules"
 
 echo "fresh-machine: ${files[*]} without ${hidden[*]}, from $WORK/checkout (mode 0700 above it)"
