@@ -21,7 +21,8 @@ export const backends = ring.backends
 
 /**
  * Floods 127.0.0.1:port with the native sender and resolves with what it sent.
- * Bounded by `seconds`: the sender stops by itself.
+ * Bounded by `seconds`: the sender stops by itself. `cpu` pins it with
+ * taskset: a test that passes it says so with `skipUnless(tool('taskset'))`.
  */
 export function blast({ port, size = 64, seconds = 1, rate = 0, batch = 64, gso = false, cpu }) {
   const args = [String(port), String(size), String(seconds), String(rate), String(batch), gso ? '1' : '0']
