@@ -27,42 +27,42 @@ else
 fi
 hidden+=(ping4 ping6 wine64 wineserver) # installed with the tools above
 
-WORK=$(mktemp -d) # mode 0700: nobody cannot read anything under it
-trap 'rm -rf "$WORK"' EXIT
+SCRATCH=$(mktemp -d) # mode 0700: nobody cannot read anything under it
+trap 'rm -rf "$SCRATCH"' EXIT
 
 # PATH: a directory of links to every command on PATH but the optional tools.
-mkdir "$WORK/bin"
+mkdir "$SCRATCH/bin"
 IFS=: read -r -a dirs <<<"$PATH"
 for dir in "${dirs[@]}"; do
   [ -d "$dir" ] || continue
   for file in "$dir"/*; do
     name=${file##*/}
-    [ -x "$file" ] && [ ! -d "$file" ] && [ ! -e "$WORK/bin/$name" ] || continue
+    [ -x "$file" ] && [ ! -d "$file" ] && [ ! -e "$SCRATCH/bin/$name" ] || continue
     case " ${hidden[*]} " in *" $name "*) continue ;; esac
     case $name in x86_64-w64-mingw32-*) continue ;; esac
-    ln -s "$file" "$WORK/bin/$name"
+    ln -s "$file" "$SCRATCH/bin/$name"
   done
 done
 for tool in "${hidden[@]}"; do
-  if PATH=$WORK/bin command -v "$tool" >/dev/null; then echo "fresh-machine: $tool is still on PATH" >&2; exit 1; fi
+  if PATH=$SCRATCH/bin command -v "$tool" >/dev/null; then echo "fresh-machine: $tool is still on PATH" >&2; exit 1; fi
 done
 
 # The checkout: tracked and untracked files, the build, and node_modules linked.
-mkdir "$WORK/checkout"
-git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$WORK/checkout"
-cp -a dist "$WORK/checkout/dist"
-[ ! -d prebuilds ] || cp -a prebuilds "$WORK/checkout/"
+mkdir "$SCRATCH/checkout"
+git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$SCRATCH/checkout"
+cp -a dist "$SCRATCH/checkout/dist"
+[ ! -d prebuilds ] || cp -a prebuilds "$SCRATCH/checkout/"
 if [ -d build/Release ]; then
-  mkdir -p "$WORK/checkout/build"
-  cp -a build/Release "$WORK/checkout/build/Release"
+  mkdir -p "$SCRATCH/checkout/build"
+  cp -a build/Release "$SCRATCH/checkout/build/Release"
 fi
-ln -s "$ROOT/node_modules" "$WORK/checkout/node_modules"
+ln -s "$ROOT/node_modules" "$SCRATCH/checkout/node_modules"
 
-echo "fresh-machine: ${files[*]} without ${hidden[*]}, from $WORK/checkout (mode 0700 above it)"
-cd "$WORK/checkout"
-env -u CI -u PREBUILDS_ONLY PATH="$WORK/bin" npx --no-install tap "${files[@]}"
+echo "fresh-machine: ${files[*]} without ${hidden[*]}, from $SCRATCH/checkout (mode 0700 above it)"
+cd "$SCRATCH/checkout"
+env -u CI -u PREBUILDS_ONLY PATH="$SCRATCH/bin" npx --no-install tap "${files[@]}"
 mapfile -t others < <(grep -l 'readableCopy(' test/*.test.mjs)
 if ((${#others[@]})); then
-  echo "fresh-machine: ${others[*]} with every tool, from $WORK/checkout"
+  echo "fresh-machine: ${others[*]} with every tool, from $SCRATCH/checkout"
   env -u PREBUILDS_ONLY npx --no-install tap "${others[@]}"
 fi

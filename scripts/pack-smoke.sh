@@ -11,22 +11,20 @@
 #
 # Without an argument it runs `npm pack` (whose prepack builds the prebuilds
 # when missing). typescript, @types/node and rxjs come from the registry (or
-# npm's cache) at the versions package-lock.json pins. Env: WORK (default: a
-# new temporary directory, removed at the end).
+# npm's cache) at the versions package-lock.json pins. Everything happens in a
+# new temporary directory, removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-if [ -z "${WORK:-}" ]; then
-  WORK=$(mktemp -d)
-  trap 'rm -rf "$WORK"' EXIT
-fi
+SCRATCH=$(mktemp -d)
+trap 'rm -rf "$SCRATCH"' EXIT
 if (($#)); then
   TARBALL=$(realpath "$1")
 else
-  mkdir -p "$WORK/pack"
-  npm pack --pack-destination "$WORK/pack"
-  TARBALL=$(echo "$WORK"/pack/dgram-ring-*.tgz)
+  mkdir -p "$SCRATCH/pack"
+  npm pack --pack-destination "$SCRATCH/pack"
+  TARBALL=$(echo "$SCRATCH"/pack/dgram-ring-*.tgz)
 fi
 [ -f "$TARBALL" ] || { echo "pack-smoke: no tarball $TARBALL" >&2; exit 1; }
 locked() { node -p "require('./package-lock.json').packages['node_modules/$1'].version"; }
@@ -35,7 +33,7 @@ step() { echo "pack-smoke: $*"; }
 
 # A PATH of links to node, npm, npx and a few utilities (npm runs scripts
 # with sh), and nothing that could compile the addon.
-BIN=$WORK/bin
+BIN=$SCRATCH/bin
 mkdir -p "$BIN"
 for command in node npm npx sh bash env cat cp mv rm ls mkdir chmod ln dirname basename uname sed grep head tail tr sort true false sleep; do
   found=$(command -v "$command") || continue
@@ -47,7 +45,7 @@ done
 export PATH=$BIN
 unset CI_NODE_GYP npm_config_node_gyp npm_config_python
 
-APP=$WORK/consumer
+APP=$SCRATCH/consumer
 rm -rf "$APP"
 mkdir -p "$APP/src"
 cd "$APP"
