@@ -1,7 +1,8 @@
 // Raw sockets: whole IP packets with the same metadata, and a clear error
 // without privilege. CI runs as root: the unprivileged case drops to nobody.
 import t from 'tap'
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { backends, isRoot, listenFor, machine, readableCopy, root, skipUnless, systemUser, take, tool } from './lib/helpers.mjs'
 
@@ -34,13 +35,26 @@ t.test('without CAP_NET_RAW, opening a raw socket rejects with EPERM and says wh
 })
 
 const rawSockets = machine(isRoot, 'raw sockets need root (CAP_NET_RAW)')
+/**
+ * A raw ICMP socket sees all the host's ICMP (other pings, port-unreachable
+ * replies to UDP tests): `ping -p` fills this test's echoes with a pattern of
+ * its own, and the test counts only packets that carry it. The ring is read
+ * while ping runs, so other ICMP cannot fill the socket's queue meanwhile.
+ */
+function pingPattern() {
+  const bytes = randomBytes(8)
+  return { hex: bytes.toString('hex'), in: (data) => data.includes(bytes) }
+}
 for (const backend of backends) {
   t.test(`${backend}: a raw ICMP ring receives ping's echo requests as whole IPv4 packets`, { skip: skipUnless(rawSockets, tool('ping')) }, async (t) => {
     const stream = await listenFor(t, { type: 'raw4', protocol: 1, backend })
     t.equal(stream.backend, backend)
-    execFileSync('ping', ['-c', '3', '-i', '0.2', '-W', '1', '127.0.0.1'], { stdio: 'ignore', timeout: 10_000 })
+    const ours = pingPattern()
     // Loopback carries requests and replies: both reach a raw ICMP socket.
-    const packets = await take(stream, 6)
+    const taken = take(stream, 6, 15_000, (d) => ours.in(d.data))
+    const ping = await run('ping', ['-c', '3', '-i', '0.2', '-W', '1', '-p', ours.hex, '127.0.0.1'])
+    t.error(ping.error, 'ping')
+    const packets = await taken
     const requests = packets.filter((d) => {
       const ihl = (d.data[0] & 0x0f) * 4
       return d.data[0] >> 4 === 4 && d.data[9] === 1 && d.data[ihl] === 8
@@ -57,8 +71,11 @@ for (const backend of backends) {
 
   t.test(`${backend}: a raw ICMPv6 ring receives ping -6's echo requests`, { skip: skipUnless(rawSockets, tool('ping')) }, async (t) => {
     const stream = await listenFor(t, { type: 'raw6', protocol: 58, backend })
-    execFileSync('ping', ['-6', '-c', '2', '-i', '0.2', '-W', '1', '::1'], { stdio: 'ignore', timeout: 10_000 })
-    const packets = await take(stream, 4)
+    const ours = pingPattern()
+    const taken = take(stream, 4, 15_000, (d) => ours.in(d.data))
+    const ping = await run('ping', ['-6', '-c', '2', '-i', '0.2', '-W', '1', '-p', ours.hex, '::1'])
+    t.error(ping.error, 'ping -6')
+    const packets = await taken
     // Linux delivers ICMPv6 without the IPv6 header: type 128 is an echo request.
     const requests = packets.filter((d) => d.data[0] === 128)
     t.equal(requests.length, 2)

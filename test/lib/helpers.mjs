@@ -58,12 +58,13 @@ export async function sendAll(socket, buffers, port, address) {
   }
 }
 
-/** Reads `count` datagrams (or fails after `ms`). */
-export async function take(stream, count, ms = 10_000) {
+/** Reads `count` datagrams, of those `keep` accepts (or fails after `ms`). */
+export async function take(stream, count, ms = 10_000, keep = () => true) {
   const got = []
   const timer = setTimeout(() => stream.destroy(new Error(`timed out after ${got.length} of ${count} datagrams`)), ms)
   try {
     for await (const d of stream) {
+      if (!keep(d)) continue
       got.push(d)
       if (got.length === count) break
     }
