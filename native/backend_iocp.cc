@@ -61,7 +61,7 @@ namespace dgram_ring {
 namespace {
 
 // Errors that report an ICMP message about one earlier packet, not the state
-// of the socket: the slot is re-posted and the ring goes on (DESIGN.md §5).
+// of the socket: the slot is re-posted and the ring goes on (ARCHITECTURE.md §2).
 // Pure: any thread.
 bool IsPerPacketError(int error) {
   return error == WSAECONNRESET || error == WSAENETRESET || error == WSAEHOSTUNREACH || error == WSAENETUNREACH;

@@ -1,5 +1,5 @@
 // The native contract: what every OS backend implements and what the N-API
-// binding (addon.cc) offers it. DESIGN.md §2 explains the model: a ring of
+// binding (addon.cc) offers it. ARCHITECTURE.md §2 explains the model: a ring of
 // `ring_size` slots, each free, posted (the kernel may write it) or completed;
 // credits from JS decide how many may be posted.
 //

@@ -8,7 +8,7 @@ import dgram from 'node:dgram'
 import os from 'node:os'
 import { createRequire } from 'node:module'
 import { client, sendAll } from './lib/helpers.mjs'
-import { LIMIT_MS, bashSend, cli, installed, parse, requireTool, run, startListen, stderrLines, summaryOf, until, version } from './lib/cli.mjs'
+import { LIMIT_MS, bashSend, cli, parse, requireTool, run, startListen, stderrLines, summaryOf, until, version } from './lib/cli.mjs'
 
 const require = createRequire(import.meta.url)
 const StatsD = require('hot-shots')
@@ -314,7 +314,7 @@ t.test('--reuse-port: two receivers on one port', async (t) => {
 })
 
 t.test('--recv-buffer-size sets SO_RCVBUF', async (t) => {
-  if (!installed('ss')) return t.skip("needs ss (Debian/Ubuntu package: iproute2) to read the socket's receive buffer")
+  if (!requireTool(t, 'ss')) return
   const cli = await startListen(t, ['--recv-buffer-size', '4194304', '--duration', '5'])
   // ss prints the socket, then its memory: skmem:(r0,rb8388608,...) (Linux doubles what was asked).
   const out = execFileSync('ss', ['-uamn', 'sport', '=', `:${cli.port}`], { encoding: 'utf8', timeout: LIMIT_MS })

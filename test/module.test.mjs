@@ -16,7 +16,7 @@ t.test('ESM named imports and CommonJS require give the same API', async (t) => 
   t.equal(typeof esm.default.listen, 'function', 'default import is the CommonJS exports')
 })
 
-t.test('PREBUILDS_ONLY=1 loads the prebuild', { skip: process.env.PREBUILDS_ONLY ? false : 'set PREBUILDS_ONLY=1 after npm run prebuild' }, async (t) => {
+t.test('PREBUILDS_ONLY=1 loads the prebuild', { skip: process.env.PREBUILDS_ONLY ? false : 'set PREBUILDS_ONLY=1 after npm run prebuilds' }, async (t) => {
   const where = require('node-gyp-build').resolve(root)
   t.match(where, new RegExp(`prebuilds[\\\\/]${process.platform}-${process.arch}[\\\\/]`), where)
   const stream = await require('dgram-ring').listen({ address: '127.0.0.1' })

@@ -1,21 +1,30 @@
 // Raw sockets: whole IP packets with the same metadata, and a clear error
 // without privilege. CI runs as root: the unprivileged case drops to nobody.
 import t from 'tap'
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import path from 'node:path'
-import { backends, listenFor, root, take } from './lib/helpers.mjs'
+import { backends, isRoot, listenFor, machine, readableCopy, root, skipUnless, systemUser, take, tool } from './lib/helpers.mjs'
 
-const isRoot = process.getuid?.() === 0
-const run = (file, args) =>
-  new Promise((resolve) => execFile(file, args, { timeout: 30_000 }, (error, stdout, stderr) => resolve({ error, stdout, stderr })))
+const nobody = systemUser('nobody')
+const run = (file, args, options) =>
+  new Promise((resolve) => execFile(file, args, { timeout: 30_000, ...options }, (error, stdout, stderr) => resolve({ error, stdout, stderr })))
 
-t.test('without CAP_NET_RAW, opening a raw socket rejects with EPERM and says why', { skip: process.platform !== 'linux' || !isRoot ? 'needs Linux and root to drop privileges with setpriv' : false }, async (t) => {
+const unprivileged = [
+  machine(process.platform === 'linux', 'needs Linux'),
+  machine(isRoot, 'needs root to drop privileges'),
+  machine(nobody !== undefined, 'needs the user nobody'),
+  tool('setpriv'),
+]
+t.test('without CAP_NET_RAW, opening a raw socket rejects with EPERM and says why', { skip: skipUnless(...unprivileged) }, async (t) => {
+  // nobody may not read the checkout (a home directory, `mktemp -d`): it runs a copy.
+  const copy = readableCopy(t, [path.join(root, 'test', 'fixtures', 'raw-open.mjs')])
   for (const type of ['raw4', 'raw6']) {
     // `env -i`: the test runner's loaders (NODE_OPTIONS) are not for nobody.
     const { stdout, stderr } = await run('setpriv', [
-      '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
-      'env', '-i', `PATH=${process.env.PATH}`, process.execPath, path.join(root, 'test', 'fixtures', 'raw-open.mjs'), root, type,
-    ])
+      `--reuid=${nobody.uid}`, `--regid=${nobody.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
+      'env', '-i', `PATH=${process.env.PATH}`, process.execPath, copy.files['raw-open.mjs'], copy.root, type,
+    ], { cwd: copy.root })
     t.equal(stderr, '', stderr)
     const result = JSON.parse(stdout)
     t.equal(result.opened, false, `${type} refused`)
@@ -25,13 +34,27 @@ t.test('without CAP_NET_RAW, opening a raw socket rejects with EPERM and says wh
   }
 })
 
+const rawSockets = machine(isRoot, 'raw sockets need root (CAP_NET_RAW)')
+/**
+ * A raw ICMP socket sees all the host's ICMP (other pings, port-unreachable
+ * replies to UDP tests): `ping -p` fills this test's echoes with a pattern of
+ * its own, and the test counts only packets that carry it. The ring is read
+ * while ping runs, so other ICMP cannot fill the socket's queue meanwhile.
+ */
+function pingPattern() {
+  const bytes = randomBytes(8)
+  return { hex: bytes.toString('hex'), in: (data) => data.includes(bytes) }
+}
 for (const backend of backends) {
-  t.test(`${backend}: a raw ICMP ring receives ping's echo requests as whole IPv4 packets`, { skip: isRoot ? false : 'raw sockets need root' }, async (t) => {
+  t.test(`${backend}: a raw ICMP ring receives ping's echo requests as whole IPv4 packets`, { skip: skipUnless(rawSockets, tool('ping')) }, async (t) => {
     const stream = await listenFor(t, { type: 'raw4', protocol: 1, backend })
     t.equal(stream.backend, backend)
-    execFileSync('ping', ['-c', '3', '-i', '0.2', '-W', '1', '127.0.0.1'], { stdio: 'ignore', timeout: 10_000 })
+    const ours = pingPattern()
     // Loopback carries requests and replies: both reach a raw ICMP socket.
-    const packets = await take(stream, 6)
+    const taken = take(stream, 6, 15_000, (d) => ours.in(d.data))
+    const ping = await run('ping', ['-c', '3', '-i', '0.2', '-W', '1', '-p', ours.hex, '127.0.0.1'])
+    t.error(ping.error, 'ping')
+    const packets = await taken
     const requests = packets.filter((d) => {
       const ihl = (d.data[0] & 0x0f) * 4
       return d.data[0] >> 4 === 4 && d.data[9] === 1 && d.data[ihl] === 8
@@ -46,10 +69,13 @@ for (const backend of backends) {
     }
   })
 
-  t.test(`${backend}: a raw ICMPv6 ring receives ping -6's echo requests`, { skip: isRoot ? false : 'raw sockets need root' }, async (t) => {
+  t.test(`${backend}: a raw ICMPv6 ring receives ping -6's echo requests`, { skip: skipUnless(rawSockets, tool('ping')) }, async (t) => {
     const stream = await listenFor(t, { type: 'raw6', protocol: 58, backend })
-    execFileSync('ping', ['-6', '-c', '2', '-i', '0.2', '-W', '1', '::1'], { stdio: 'ignore', timeout: 10_000 })
-    const packets = await take(stream, 4)
+    const ours = pingPattern()
+    const taken = take(stream, 4, 15_000, (d) => ours.in(d.data))
+    const ping = await run('ping', ['-6', '-c', '2', '-i', '0.2', '-W', '1', '-p', ours.hex, '::1'])
+    t.error(ping.error, 'ping -6')
+    const packets = await taken
     // Linux delivers ICMPv6 without the IPv6 header: type 128 is an echo request.
     const requests = packets.filter((d) => d.data[0] === 128)
     t.equal(requests.length, 2)

@@ -11,21 +11,8 @@ export const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.j
 /** Upper bound on any wait: a broken CLI fails the test instead of hanging the run. */
 export const LIMIT_MS = 30_000
 
-export function installed(command) {
-  try {
-    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** Fails (not skips) when a system tool the tests rely on is missing. */
-export function requireTool(t, command) {
-  if (installed(command)) return true
-  t.fail(`'${command}' is not installed: these tests need util-linux's ${command} (Debian/Ubuntu package: bsdutils)`)
-  return false
-}
+// Optional tools: skip naming the Debian package, or fail under CI=true.
+export { installed, requireTool } from './helpers.mjs'
 
 /** Runs the CLI to completion: { code, signal, stdout, stderr }. */
 export function run(args, options = {}) {
