@@ -3,11 +3,13 @@
 // when the system gives less than asked.
 import t from 'tap'
 import { execFileSync, spawn } from 'node:child_process'
-import { cli, LIMIT_MS, requireTool, startListen, stderrLines, until } from './lib/cli.mjs'
+import { cli, LIMIT_MS, startListen, stderrLines, until } from './lib/cli.mjs'
+import { isRoot, machine, skipUnless, tool } from './lib/helpers.mjs'
 
 const linux = process.platform === 'linux'
+const rootOnLinux = machine(linux && isRoot, 'needs root on Linux (SO_RCVBUFFORCE; dropping CAP_NET_ADMIN alone)')
 
-t.test('by default: a receive thread and a 16 MiB receive buffer (where granted), in the listening line', { skip: linux && process.getuid() === 0 ? false : 'needs root on Linux (SO_RCVBUFFORCE)' }, async (t) => {
+t.test('by default: a receive thread and a 16 MiB receive buffer (where granted), in the listening line', { skip: skipUnless(rootOnLinux) }, async (t) => {
   const listener = await startListen(t, ['--count', '1'])
   listener.child.kill('SIGINT')
   const result = await listener.exited
@@ -15,18 +17,14 @@ t.test('by default: a receive thread and a 16 MiB receive buffer (where granted)
   t.notMatch(result.stderr, /warning/)
 })
 
-t.test('--thread off and --recv-buffer-size: said as asked', { skip: linux && process.getuid() === 0 ? false : 'needs root on Linux (SO_RCVBUFFORCE)' }, async (t) => {
+t.test('--thread off and --recv-buffer-size: said as asked', { skip: skipUnless(rootOnLinux) }, async (t) => {
   const listener = await startListen(t, ['--thread', 'off', '--recv-buffer-size', '1048576'])
   listener.child.kill('SIGINT')
   const result = await listener.exited
   t.match(stderrLines(result)[0], /\(recvmmsg, receive buffer 1 MiB\)$/)
 })
 
-t.test('without CAP_NET_ADMIN the buffer is capped: a warning names net.core.rmem_max', async (t) => {
-  const skip = !linux ? 'Linux only' : process.getuid() !== 0 ? 'needs root to drop CAP_NET_ADMIN alone' : false
-  if (skip && process.env.CI === 'true' && linux) return t.fail(`CI=true: ${skip}`)
-  if (skip) return t.skip(skip)
-  if (!requireTool(t, 'setpriv')) return
+t.test('without CAP_NET_ADMIN the buffer is capped: a warning names net.core.rmem_max', { skip: skipUnless(rootOnLinux, tool('setpriv')) }, async (t) => {
   const rmemMax = Number(execFileSync('cat', ['/proc/sys/net/core/rmem_max'], { encoding: 'utf8' }))
   if (rmemMax >= 16 * 1024 * 1024) return t.skip(`net.core.rmem_max is ${rmemMax}: nothing caps the default here`)
   // Root without CAP_NET_ADMIN: SO_RCVBUFFORCE is refused, SO_RCVBUF is capped.
