@@ -2,7 +2,7 @@
 // through plain `mergeMap(async …, 4)` and through `mergeMapWithBackpressure`,
 // each in its own process so that one's heap cannot hide the other's. Prints
 // RSS growth, datagrams queued in JS, kernel drops and the accounting
-// `received + kernelDrops === sent` for both.
+// `received + kernelDrops + discarded === sent` for both.
 //
 //   node bench/rx-memory.mjs [--rate PPS] [--seconds S] [--ring N] [--size BYTES]
 //
@@ -50,7 +50,7 @@ if (args.child) {
     sent: (r) => r.sent,
     received: (r) => r.received,
     kernelDrops: (r) => r.kernelDrops,
-    'received + kernelDrops === sent': (r) => r.received + r.kernelDrops === r.sent,
+    'received + kernelDrops + discarded === sent': (r) => r.received + r.kernelDrops + r.discarded === r.sent,
     'peak RSS growth': (r) => mb(r.peakRssGrowth),
     'peak heap growth': (r) => mb(r.peakHeapGrowth),
     'peak datagrams queued in JS': (r) => r.peakQueued,
@@ -123,6 +123,7 @@ async function run(variant) {
     sent,
     received: stats.received,
     kernelDrops: stats.kernelDrops,
+    discarded: stats.discarded,
     peakPosted: stats.peakPosted,
     peakRssGrowth: peakRss - base.rss,
     peakHeapGrowth: peakHeap - base.heapUsed,
