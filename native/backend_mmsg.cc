@@ -55,6 +55,10 @@ namespace {
 // the rest of the loop.
 constexpr int kMaxReadsPerEvent = 16;
 
+// Messages one recvmmsg takes at most (the kernel's UIO_MAXIOV): asking for
+// more only makes the call prepare headers the kernel never fills.
+constexpr uint32_t kMaxMessagesPerCall = 1024;
+
 // Errors that describe one earlier packet (ICMP reported on the socket), not
 // the socket: the ring goes on.
 bool IsPerPacketError(int err) {
@@ -217,6 +221,9 @@ class MmsgBackend final : public Backend {
     for (uint32_t i = 0; i < ring_size_; i++) {
       iovecs_[i].iov_base = buffers_ + i * slot_bytes;
       iovecs_[i].iov_len = buffer_size_;
+#ifdef __linux__
+      PrepareHeader(&messages_[i].msg_hdr, i);  // once: a call resets only what the kernel writes back
+#endif
     }
     return SysError{};
   }
@@ -256,6 +263,8 @@ class MmsgBackend final : public Backend {
       DeliverSlots(0, static_cast<uint32_t>(count));
       if (closing_) return ContinueClose();  // JS closed the socket from its batch handler
       if (failed_) return;
+      // A short read emptied the queue: another call would only say EAGAIN.
+      if (static_cast<uint32_t>(count) < std::min({want, kMaxMessagesPerCall, ring_size_})) break;
     }
     OnCredits();  // credits may have run out: stop polling until JS grants more
   }
@@ -449,10 +458,12 @@ class MmsgBackend final : public Backend {
     });
   }
 
-  // Fills completions_ for the slots from `first` on (wrapping) and returns
-  // how many, 0 when nothing is queued, or a negative errno for an error that
-  // is not about one earlier packet.
+  // Fills completions_ for the slots from `first` on (up to the ring's end on
+  // Linux, wrapping elsewhere; at most kMaxMessagesPerCall) and returns how
+  // many, 0 when nothing is queued, or a negative errno for an error that is
+  // not about one earlier packet.
   int Receive(uint32_t want, uint32_t first) {
+    want = std::min(want, kMaxMessagesPerCall);
     for (;;) {
       int injected = 0;
       int count = Fault(FaultSite::kRecv, &injected) ? -injected : ReceiveBatch(want, first);
@@ -464,11 +475,20 @@ class MmsgBackend final : public Backend {
   }
 
 #ifdef __linux__
+  // One call for the slots from `first` to the ring's end at most (the next
+  // call goes on from slot 0), over the headers AllocateRing prepared.
   int ReceiveBatch(uint32_t want, uint32_t first) {
-    for (uint32_t i = 0; i < want; i++) PrepareHeader(&messages_[i].msg_hdr, (first + i) % ring_size_);
-    int count = recvmmsg(fd_, messages_.data(), want, MSG_DONTWAIT, nullptr);
+    want = std::min(want, ring_size_ - first);
+    for (uint32_t slot = first; slot < first + want; slot++) {
+      msghdr& header = messages_[slot].msg_hdr;
+      header.msg_namelen = sizeof names_[slot];
+      header.msg_controllen = control_size_;
+      header.msg_flags = 0;
+    }
+    int count = recvmmsg(fd_, &messages_[first], want, MSG_DONTWAIT, nullptr);
     if (count < 0) return -errno;
-    for (int i = 0; i < count; i++) Complete((first + i) % ring_size_, messages_[i].msg_hdr, messages_[i].msg_len);
+    for (uint32_t slot = first; slot < first + static_cast<uint32_t>(count); slot++)
+      Complete(slot, messages_[slot].msg_hdr, messages_[slot].msg_len);
     return count;
   }
 #else
