@@ -16,9 +16,11 @@ export type FormatInput = Pick<Datagram, 'data' | 'remoteAddress' | 'remotePort'
 /** A datagram's lines: one a record, each ending in a newline. */
 export type Formatter = (datagram: FormatInput) => string
 
-// The keys of the prefix, in its order: a record that has one of them too
-// overrides it in place, as an object spread would (parsers set `truncated`).
-const PREFIX_KEYS = ['remoteAddress', 'remotePort', 'localAddress', 'interfaceIndex', 'receivedAt', 'size', 'truncated'] as const
+// The keys of the prefix. A record never has one of them (the parsers'
+// record types say so, and the compiler holds them to it): splicing a
+// record's JSON after the prefix then gives what an object spread would.
+type PrefixKey = 'remoteAddress' | 'remotePort' | 'localAddress' | 'interfaceIndex' | 'receivedAt' | 'size' | 'truncated'
+type ParsedRecord = object & { [K in PrefixKey]?: never }
 
 export function formatter(command: Pick<ListenCommand, 'parse' | 'encoding' | 'timeZone'>): Formatter {
   // A batch's datagrams share their receive time: format it once a batch.
@@ -41,18 +43,8 @@ export function formatter(command: Pick<ListenCommand, 'parse' | 'encoding' | 't
     if (index !== undefined) text += `,"interfaceIndex":${index}`
     return `${text},"receivedAt":"${iso(d.receivedAt)}","size":${d.data.length},"truncated":${d.truncated}`
   }
-  const fields = (d: FormatInput): Record<string, unknown> => ({
-    remoteAddress: d.remoteAddress,
-    remotePort: d.remotePort,
-    localAddress: d.localAddress,
-    interfaceIndex: d.interfaceIndex,
-    receivedAt: iso(d.receivedAt),
-    size: d.data.length,
-    truncated: d.truncated,
-  })
   // One record's line after the datagram's prefix.
-  const line = (d: FormatInput, head: string, record: object): string => {
-    for (const key of PREFIX_KEYS) if (key in record) return `${JSON.stringify({ ...fields(d), ...record })}\n`
+  const line = (head: string, record: ParsedRecord): string => {
     const json = JSON.stringify(record)
     return json.length === 2 ? `${head}}\n` : `${head},${json.slice(1)}\n`
   }
@@ -62,14 +54,14 @@ export function formatter(command: Pick<ListenCommand, 'parse' | 'encoding' | 't
       return (d) => {
         // The year of an RFC 3164 date is guessed against the time it arrived.
         const record = parseSyslog(d.data, { truncated: d.truncated, now: () => d.receivedAt, timeZone })
-        return line(d, prefix(d), record)
+        return line(prefix(d), record)
       }
     }
     case 'statsd':
       return (d) => {
         const head = prefix(d)
         let text = ''
-        for (const metric of parseStatsd(d.data, { truncated: d.truncated })) text += line(d, head, metric)
+        for (const metric of parseStatsd(d.data, { truncated: d.truncated })) text += line(head, metric)
         return text
       }
     case 'raw':
