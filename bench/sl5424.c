@@ -47,14 +47,7 @@ int main(int argc, char **argv) {
   const char body[] = " message body ";
   if ((size_t)size < hlen + SEQ_DIGITS + sizeof body) size = (int)(hlen + SEQ_DIGITS + sizeof body);
 
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) die("socket");
-  int sb = 4 << 20;
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof sb) < 0)
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
-  struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(port)};
-  inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-  if (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0) die("connect");
+  int fd = loopback_sender(port);
 
   /* One payload buffer per slot of the batch; only the digits change. */
   char *bufs = calloc((size_t)batch, (size_t)size);
@@ -78,20 +71,7 @@ int main(int argc, char **argv) {
   cpu_now(&u0, &s0);
   while ((t = now_ns()) - t0 < dur) {
     int want = batch;
-    if (rate > 0) {
-      /* pace as bench/blast.c does: a full batch whenever sent < rate * elapsed */
-      double allowed = rate * (double)(t - t0) / 1e9;
-      if ((double)sent >= allowed) {
-        uint64_t due = t0 + (uint64_t)((double)sent / rate * 1e9);
-        if (due > t) {
-          uint64_t d = due - t;
-          if (d > 1000000) d = 1000000;
-          struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)d};
-          nanosleep(&ts, NULL);
-        }
-        continue;
-      }
-    }
+    if (paced_wait(rate, t0, t, sent)) continue;
     for (int i = 0; i < want; i++) put_seq(bufs + (size_t)i * size + hlen, sent + (unsigned long long)i);
     int n = sendmmsg(fd, msgs, (unsigned)want, 0);
     calls++;
