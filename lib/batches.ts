@@ -5,6 +5,7 @@
 import type { DatagramBatch } from './datagram'
 import type { RingSocket } from './socket'
 import { closedError } from './errors'
+import { Credits } from './credits'
 
 /** What batches() needs of the stream (DatagramStream provides it). */
 export interface BatchSource {
@@ -18,11 +19,8 @@ export interface BatchSource {
 
 /** @internal the iterator behind DatagramStream.batches() */
 export function iterateBatches(source: BatchSource): AsyncIterableIterator<DatagramBatch> {
-  const highWaterMark = source.readableHighWaterMark
-  const step = Math.max(1, Math.floor(highWaterMark / 4))
   const queue: DatagramBatch[] = []
   let queued = 0 // datagrams in `queue`
-  let credits = 0 // the last grant less what arrived since
   let ended = false
   let failure: Error | undefined
   let wake: (() => void) | undefined
@@ -30,7 +28,7 @@ export function iterateBatches(source: BatchSource): AsyncIterableIterator<Datag
   const socket = source.takeOver((batch) => {
     queue.push(batch)
     queued += batch.length
-    credits = Math.max(0, credits - batch.length)
+    credits?.arrived(batch.length)
     wake?.()
   })
   const forget = source.onEnd((error) => {
@@ -43,11 +41,9 @@ export function iterateBatches(source: BatchSource): AsyncIterableIterator<Datag
     failure = source.errored ?? closedError('batches()')
   }
 
+  const credits = socket === undefined ? undefined : new Credits(socket, source.readableHighWaterMark)
   const regrant = (): void => {
-    const free = highWaterMark - queued
-    if (socket === undefined || ended || free - credits < step) return
-    credits = free
-    socket.grant(free)
+    if (!ended) credits?.topUp(queued)
   }
   regrant()
 

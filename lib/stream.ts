@@ -5,14 +5,13 @@
 // Readable calls `_read()` once and then not again until something is pushed,
 // and it calls it from `read()` before taking the item out of the buffer.
 // So credits are also topped up after every `read()` (the one path every
-// consumer takes, flowing mode included), and only in steps of a quarter of
-// highWaterMark, so that a consumer slower than the network still gets
-// batches rather than one crossing a datagram.
+// consumer takes, flowing mode included), in steps (lib/credits.ts).
 import { Readable } from 'node:stream'
 import type { Datagram, DatagramBatch } from './datagram'
 import { RingSocket, resolveOptions, type AddressInfo, type ListenOptions, type RingStats } from './socket'
 import { abortError, closedError, invalidState } from './errors'
 import { iterateBatches } from './batches'
+import { Credits } from './credits'
 
 /**
  * @internal The key of DatagramStream's take-over hook, for dgram-ring/rx. A
@@ -40,9 +39,8 @@ export class DatagramStream extends Readable {
   #socket: RingSocket | undefined
   /** Set once dgram-ring/rx took the socket over: it gets the batches and grants the credits. */
   #takenBy: ((batch: DatagramBatch) => void) | undefined
-  /** What the ring may still deliver: the last grant less what arrived since. */
-  #credits = 0
-  readonly #grantStep: number
+  /** The ring's credits, while the Readable is what reads it. */
+  #credits: Credits | undefined
   #closing: Promise<void> | undefined
   #signal: AbortSignal | undefined
   #onAbort: (() => void) | undefined
@@ -54,7 +52,6 @@ export class DatagramStream extends Readable {
   constructor(options?: ListenOptions) {
     const resolved = resolveOptions(options)
     super({ objectMode: true, highWaterMark: resolved.highWaterMark })
-    this.#grantStep = Math.max(1, Math.floor(resolved.highWaterMark / 4))
     const signal = resolved.signal
     if (signal?.aborted) {
       process.nextTick(() => this.destroy(abortError(signal)))
@@ -67,6 +64,7 @@ export class DatagramStream extends Readable {
         (error) => this.destroy(error),
         (warning) => this.emit('warning', warning),
       )
+      this.#credits = new Credits(this.#socket, resolved.highWaterMark)
     } catch (error) {
       process.nextTick(() => this.destroy(error as Error))
       return
@@ -199,7 +197,7 @@ export class DatagramStream extends Readable {
 
   #push(batch: DatagramBatch): void {
     if (this.#takenBy !== undefined) return this.#takenBy(batch)
-    this.#credits = Math.max(0, this.#credits - batch.length)
+    this.#credits?.arrived(batch.length)
     // Every datagram of the batch was granted: push them all, whatever push()
     // says, and whatever a 'data' listener (or a piped Transform) throws: the
     // first exception propagates once the whole batch is in the stream.
@@ -217,10 +215,7 @@ export class DatagramStream extends Readable {
   }
 
   #topUp(): void {
-    const free = this.readableHighWaterMark - this.readableLength
-    if (free - this.#credits < this.#grantStep || this.#socket === undefined || this.#takenBy !== undefined) return
-    this.#credits = free
-    this.#socket.grant(free)
+    if (this.#takenBy === undefined) this.#credits?.topUp(this.readableLength)
   }
 
   override _read(): void {
