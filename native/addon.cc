@@ -68,8 +68,7 @@ class Ring final : public Sink {
   // Picks and opens the backend. Returns false with a pending JS exception.
   bool Open(const std::string& backend_name, const Options& options);
 
-  // A failed ring takes nothing more: no credits means nothing posted.
-  uint32_t Credits() const override { return failed_ ? 0 : credits_; }
+  uint32_t Credits() const override { return credits_; }
   void Deliver(const Completion* items, size_t count) override;
   void Fail(SysError error) override;
   void Warn(SysError error) override;
@@ -99,7 +98,8 @@ class Ring final : public Sink {
  private:
   enum class State { kOpen, kClosing, kClosed };
 
-  bool Cross(const Completion* items, size_t count);
+  bool Cross(const Completion* items, size_t count, size_t bytes);
+  bool CrossingFailed(size_t count, const char* call);
   void Report(const char* listener, SysError error);
   void Closed();
   void UpdateHold();
@@ -361,7 +361,7 @@ void Ring::Deliver(const Completion* items, size_t count) {
   while (start < count) {
     size_t bytes = 0;
     size_t end = start + ItemsInCrossing(items + start, count - start, &bytes);
-    if (!Cross(items + start, end - start)) {
+    if (!Cross(items + start, end - start, bytes)) {
       counters_.discarded += count - end;  // the ring failed: the rest cannot reach JS either
       break;
     }
@@ -370,29 +370,22 @@ void Ring::Deliver(const Completion* items, size_t count) {
   UpdateHold();
 }
 
-// Hands `count` datagrams to JS in one ArrayBuffer: the table, then every
-// payload, copied once. Counts them as received once the JS callback was
+// Hands `count` datagrams to JS in one ArrayBuffer of `bytes` (as
+// ItemsInCrossing measured it): the table, then every payload, copied once. Counts them as received once the JS callback was
 // called (an exception it throws becomes an uncaught exception: the batch did
 // reach JS), or as discarded if they cannot reach JS: the JS object is gone,
 // or an N-API call failed, which fails the ring (never leaving an exception
 // pending). Returns false in that last case.
-bool Ring::Cross(const Completion* items, size_t count) {
+bool Ring::Cross(const Completion* items, size_t count, size_t bytes) {
   if (owner_ == nullptr) {  // nothing left to deliver to (collected, or teardown)
     counters_.discarded += count;
     return true;
   }
-  size_t bytes = 0;
-  ItemsInCrossing(items, count, &bytes);  // the caller split the batch: all fit
   uint64_t truncated = 0;
   for (size_t i = 0; i < count; i++)
     if (items[i].flags & kTruncated) truncated++;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(env_, &scope) != napi_ok) {
-    TakePendingException(env_);
-    counters_.discarded += count;
-    Fail(SysError{UV_ENOMEM, "napi_open_handle_scope"});
-    return false;
-  }
+  if (napi_open_handle_scope(env_, &scope) != napi_ok) return CrossingFailed(count, "napi_open_handle_scope");
   // napi_create_buffer (node::Buffer::New) leaves the memory uninitialized;
   // napi_create_arraybuffer zero-fills it first, only for us to overwrite it.
   void* memory = nullptr;
@@ -404,11 +397,8 @@ bool Ring::Cross(const Completion* items, size_t count) {
               napi_get_typedarray_info(env_, buffer, nullptr, nullptr, nullptr, &args[0], nullptr) == napi_ok &&
               napi_create_uint32(env_, static_cast<uint32_t>(count), &args[1]) == napi_ok;
   if (!made) {
-    TakePendingException(env_);
     napi_close_handle_scope(env_, scope);
-    counters_.discarded += count;
-    Fail(SysError{UV_ENOMEM, "napi_create_buffer"});
-    return false;
+    return CrossingFailed(count, "napi_create_buffer");
   }
   WriteBatch(items, count, static_cast<uint8_t*>(memory));
   counters_.received += count;
@@ -420,8 +410,17 @@ bool Ring::Cross(const Completion* items, size_t count) {
   return true;
 }
 
+// An N-API call of a crossing failed: its datagrams cannot reach JS.
+bool Ring::CrossingFailed(size_t count, const char* call) {
+  TakePendingException(env_);
+  counters_.discarded += count;
+  Fail(SysError{UV_ENOMEM, call});
+  return false;
+}
+
 void Ring::Fail(SysError error) {
   failed_ = true;
+  credits_ = 0;  // a failed ring takes nothing more: nothing posted, and not waiting
   UpdateHold();
   Report("onerror", error);
 }
@@ -459,7 +458,7 @@ void Ring::SetRef(bool keep_alive) {
 }
 
 void Ring::UpdateHold() {
-  bool waiting = state_ == State::kOpen && !failed_ && credits_ > 0;
+  bool waiting = state_ == State::kOpen && credits_ > 0;
   bool closing = state_ == State::kClosing;
   // The JS object: while a consumer waits (it will be called), and while
   // closing (its close callback must run, and a drain delivers to it).

@@ -206,6 +206,13 @@ class MmsgBackend final : public Backend {
     return allowance > filled ? allowance - filled : 0;
   }
 
+  // Receive thread: slots it may fill now (allowance_ less filled_).
+  uint32_t ThreadWant() const {
+    uint32_t filled = filled_.load(std::memory_order_seq_cst);
+    uint32_t allowance = allowance_.load(std::memory_order_seq_cst);
+    return allowance > filled ? allowance - filled : 0;
+  }
+
   SysError AllocateRing() {
     control_size_ = ControlBufferSize();
     size_t slot_bytes = static_cast<size_t>(buffer_size_) + control_size_;
@@ -326,20 +333,15 @@ class MmsgBackend final : public Backend {
     uint32_t tail = 0;
     pollfd fds[2] = {{fd_, POLLIN, 0}, {event_fd_, POLLIN, 0}};
     while (!stop_.load(std::memory_order_acquire)) {
-      uint32_t filled = filled_.load(std::memory_order_acquire);
-      uint32_t allowance = allowance_.load(std::memory_order_acquire);
-      uint32_t want = allowance > filled ? allowance - filled : 0;
-      fds[0].events = want > 0 ? POLLIN : 0;
+      uint32_t want = ThreadWant();
       // Starved: only a Signal (credits, slots given back) lets it go on.
       // Set before the last look at allowance_ and filled_, so a change the
       // loop makes after that look also finds it set and signals.
       if (want == 0) {
         starved_.store(true, std::memory_order_seq_cst);
-        filled = filled_.load(std::memory_order_seq_cst);
-        allowance = allowance_.load(std::memory_order_seq_cst);
-        want = allowance > filled ? allowance - filled : 0;
-        fds[0].events = want > 0 ? POLLIN : 0;
+        want = ThreadWant();
       }
+      fds[0].events = want > 0 ? POLLIN : 0;
       if (poll(fds, 2, -1) < 0) {
         if (errno == EINTR) continue;
         thread_error_.store(-errno);
@@ -353,9 +355,7 @@ class MmsgBackend final : public Backend {
       }
       if (fds[0].revents == 0) continue;
       // Credits may have changed while it waited: take only what they allow now.
-      filled = filled_.load(std::memory_order_seq_cst);
-      allowance = allowance_.load(std::memory_order_seq_cst);
-      want = allowance > filled ? allowance - filled : 0;
+      want = ThreadWant();
       if (want == 0) continue;
       int count = Receive(want, tail);
       if (count < 0 && IsTransientError(-count)) {
