@@ -18,7 +18,7 @@
           }
         }],
         ["OS!='win'", {
-          "sources": ["native/backend_mmsg.cc", "native/posix_socket.cc"]
+          "sources": ["native/backend_mmsg.cc", "native/coalesce.cc", "native/posix_socket.cc"]
         }],
         ["OS=='mac'", {
           "xcode_settings": {

@@ -9,13 +9,12 @@ import { fileURLToPath } from 'node:url'
 const here = path.dirname(fileURLToPath(import.meta.url))
 
 /**
- * Path of bench/NAME.c compiled; recompiled when the source is newer. Throws
- * an error with code `ERR_BENCH_NO_COMPILER` and a one-line message when
- * there is no `cc`.
+ * Path of bench/NAME.c (or of `source`) compiled into build/tools/NAME;
+ * recompiled when the source is newer. Throws an error with code
+ * `ERR_BENCH_NO_COMPILER` and a one-line message when there is no `cc`.
  */
-export function toolBinary(name) {
+export function toolBinary(name, source = path.join(here, `${name}.c`)) {
   const out = path.join(here, '..', 'build', 'tools', name)
-  const source = path.join(here, `${name}.c`)
   if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(source).mtimeMs) return out
   fs.mkdirSync(path.dirname(out), { recursive: true })
   // Renamed into place, so a concurrent compile cannot leave half a file.
@@ -24,7 +23,7 @@ export function toolBinary(name) {
     execFileSync('cc', ['-O2', '-o', tmp, source], { stdio: 'inherit' })
   } catch (error) {
     if (error.code !== 'ENOENT') throw error
-    const message = `no C compiler (cc) to build bench/${name}.c: install one (Debian/Ubuntu: apt-get install gcc)`
+    const message = `no C compiler (cc) to build ${path.relative(path.join(here, '..'), source)}: install one (Debian/Ubuntu: apt-get install gcc)`
     throw Object.assign(new Error(message), { code: 'ERR_BENCH_NO_COMPILER' })
   }
   fs.renameSync(tmp, out)

@@ -18,6 +18,7 @@ export interface NativeOptions {
   reusePort: boolean
   ipv6Only: boolean
   thread: boolean
+  coalesce: boolean
 }
 
 export interface NativeAddress {

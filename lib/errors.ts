@@ -11,6 +11,7 @@ export type DgramRingErrorCode =
   | 'ERR_DGRAM_RING_BACKEND_UNAVAILABLE'
   | 'ERR_DGRAM_RING_CLOSED'
   | 'ERR_DGRAM_RING_INTERNAL'
+  | 'ERR_DGRAM_RING_UNSUPPORTED'
   | 'ERR_INVALID_STATE'
 
 /** An error with a stable `code`. */
@@ -99,6 +100,11 @@ export function backendUnavailable(name: string, available: readonly string[]): 
     new Error(`The "${name}" backend is not available here (available: ${available.join(', ')})`),
     'ERR_DGRAM_RING_BACKEND_UNAVAILABLE',
   )
+}
+
+/** An option this platform cannot honour (yet): the feature is absent, never faked. */
+export function unsupported(what: string, why: string): CodedError {
+  return withCode(new Error(`${what} is not supported on ${process.platform}: ${why}`), 'ERR_DGRAM_RING_UNSUPPORTED')
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   invalidArgType,
   invalidArgValue,
   outOfRange,
+  unsupported,
 } from './errors'
 
 /** Socket types: UDP, or raw IP (`'raw4'`/`'raw6'` with a `protocol`; needs CAP_NET_RAW or administrator). */
@@ -68,6 +69,19 @@ export interface ListenOptions {
    * ignored on Windows, where receives are always posted. Default `false`.
    */
   thread?: boolean
+  /**
+   * UDP receive coalescing (Linux `UDP_GRO`): the kernel may hand over several
+   * datagrams of one flow (same source, same size, as a GSO sender or a
+   * burst makes them) in one buffer, which the ring splits back into
+   * datagrams, each its own {@link Datagram}, counted in `received`. Far fewer
+   * receive calls at high rates. Each buffer is then 64 KiB (whatever
+   * `bufferSize`, which still bounds each datagram), and one buffer may hold up
+   * to 128 datagrams, so a receive may deliver more datagrams than credits
+   * were granted (at most 128 a posted buffer). Counted in
+   * `stats().coalesced`. Linux only (`ERR_DGRAM_RING_UNSUPPORTED` elsewhere);
+   * UDP only. Default `false`.
+   */
+  coalesce?: boolean
   /** Aborting closes the socket and ends the stream, as `close()` does. */
   signal?: AbortSignal
 }
@@ -98,6 +112,8 @@ export interface RingStats {
   posted: number
   /** Highest `posted` so far (at most `ringSize`). */
   peakPosted: number
+  /** Receive buffers that held more than one datagram (`coalesce: true`); 0 otherwise. */
+  coalesced: number
   /**
    * Datagrams the kernel dropped for this socket (its receive queue was full,
    * or they arrived while it was closing), as of this call, in 64 bits (the
@@ -140,7 +156,7 @@ const IPPROTO_RAW = 255
 // Every option, in the order it is read.
 const OPTION_KEYS = [
   'type', 'protocol', 'address', 'port', 'ringSize', 'bufferSize', 'highWaterMark',
-  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'thread', 'backend', 'signal',
+  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'thread', 'coalesce', 'backend', 'signal',
 ] as const satisfies readonly (keyof ListenOptions)[]
 
 type OptionKey = (typeof OPTION_KEYS)[number]
@@ -231,6 +247,9 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
   const bufferSize = integer(options, 'bufferSize', 1, 65535, 2048)
   const highWaterMark = integer(options, 'highWaterMark', 1, 2 ** 31 - 1, ringSize)
   const recvBufferSize = integer(options, 'recvBufferSize', 1, 2 ** 31 - 1, 0)
+  const coalesce = boolean(options, 'coalesce')
+  if (coalesce && raw) throw invalidArgValue('coalesce', `applies to UDP sockets, not '${type}'`, true)
+  if (coalesce && process.platform !== 'linux') throw unsupported('coalesce: true', "it needs Linux's UDP_GRO (Windows' receive coalescing is not built yet)")
   const backend = options.backend ?? 'auto'
   if (typeof backend !== 'string') throw invalidArgType('backend', 'of type string', backend)
   if (!KNOWN_BACKENDS.includes(backend)) {
@@ -252,6 +271,7 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
     reusePort: boolean(options, 'reusePort'),
     ipv6Only: boolean(options, 'ipv6Only'),
     thread: options.thread === undefined ? process.env.DGRAM_RING_THREAD === '1' : boolean(options, 'thread'),
+    coalesce,
   })
   const resolved: ResolvedOptions = Object.freeze({ native, backend, highWaterMark, signal })
   resolvedOptions.add(resolved)

@@ -20,7 +20,7 @@ import { Credits } from './credits'
  */
 export const kTakeOver: unique symbol = Symbol.for('dgram-ring.takeOver')
 
-const NO_STATS: RingStats = { received: 0, bytes: 0, truncated: 0, batches: 0, discarded: 0, transientErrors: 0, posted: 0, peakPosted: 0 }
+const NO_STATS: RingStats = { received: 0, bytes: 0, truncated: 0, batches: 0, discarded: 0, transientErrors: 0, posted: 0, peakPosted: 0, coalesced: 0 }
 
 /**
  * A bound UDP socket as a Readable of {@link Datagram}s (object mode).

@@ -222,6 +222,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     options.reuse_port = o.Get("reusePort").ToBoolean();
     options.ipv6_only = o.Get("ipv6Only").ToBoolean();
     options.thread = o.Get("thread").ToBoolean();
+    options.coalesce = o.Get("coalesce").ToBoolean();
     return options;
   }
 
@@ -259,6 +260,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     result.Set("transientErrors", static_cast<double>(stats.transient_errors));
     result.Set("posted", stats.backend.posted);
     result.Set("peakPosted", stats.backend.peak_posted);
+    result.Set("coalesced", static_cast<double>(stats.backend.coalesced));
     if (stats.backend.kernel_drops >= 0) result.Set("kernelDrops", static_cast<double>(stats.backend.kernel_drops));
     return result;
   }

@@ -21,6 +21,12 @@
 // (kDrain: one batch a wake-up, so JS runs between batches) or read and
 // counted as discarded (kDiscard: at once), and the socket is closed. No
 // buffer is with the kernel between receive calls: nothing to cancel.
+//
+// Coalescing (Options::coalesce, UDP_GRO): each slot is a 64 KiB buffer that
+// may hold several datagrams of one flow; a slot is split (coalesce.h) when it
+// is handed to JS or counted as discarded, so everything JS and the counters
+// see is datagrams. Credits still bound the slots posted, so one receive may
+// deliver up to kMaxSegments datagrams a credit.
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -41,6 +47,7 @@
 #endif
 
 #include "cmsg.h"
+#include "coalesce.h"
 #include "drop_counter.h"
 #include "faults.h"
 #include "posix_socket.h"
@@ -88,6 +95,8 @@ class MmsgBackend final : public Backend {
     ipv6_ = options.ipv6;
     ring_size_ = options.ring_size;
     buffer_size_ = options.buffer_size;
+    coalesce_ = options.coalesce;
+    slot_capacity_ = coalesce_ ? std::max(buffer_size_, kCoalescedBufferBytes) : buffer_size_;
     if (SysError err = OpenPosixSocket(options, &fd_)) return err;
     if (SysError err = AllocateRing()) return err;
     if (options.thread) {
@@ -153,6 +162,7 @@ class MmsgBackend final : public Backend {
     stats.peak_posted = peak_posted_;
     stats.kernel_drops = KernelDrops();
     stats.discarded = discarded_;
+    stats.coalesced = coalesced_.load(std::memory_order_relaxed);
     return stats;
   }
 
@@ -215,19 +225,22 @@ class MmsgBackend final : public Backend {
 
   SysError AllocateRing() {
     control_size_ = ControlBufferSize();
-    size_t slot_bytes = static_cast<size_t>(buffer_size_) + control_size_;
+    size_t slot_bytes = static_cast<size_t>(slot_capacity_) + control_size_;
     buffers_ = static_cast<uint8_t*>(malloc(slot_bytes * ring_size_));
     if (buffers_ == nullptr) return SysError{-ENOMEM, "malloc"};
     names_.resize(ring_size_);
     iovecs_.resize(ring_size_);
     completions_.resize(ring_size_);
-    batch_.resize(ring_size_);
+    if (coalesce_)
+      wire_lengths_.resize(ring_size_);
+    else
+      batch_.resize(ring_size_);
 #ifdef __linux__
     messages_.resize(ring_size_);
 #endif
     for (uint32_t i = 0; i < ring_size_; i++) {
       iovecs_[i].iov_base = buffers_ + i * slot_bytes;
-      iovecs_[i].iov_len = buffer_size_;
+      iovecs_[i].iov_len = slot_capacity_;
 #ifdef __linux__
       PrepareHeader(&messages_[i].msg_hdr, i);  // once: a call resets only what the kernel writes back
 #endif
@@ -235,7 +248,7 @@ class MmsgBackend final : public Backend {
     return SysError{};
   }
 
-  uint8_t* Control(uint32_t slot) const { return static_cast<uint8_t*>(iovecs_[slot].iov_base) + buffer_size_; }
+  uint8_t* Control(uint32_t slot) const { return static_cast<uint8_t*>(iovecs_[slot].iov_base) + slot_capacity_; }
 
   void PrepareHeader(msghdr* header, uint32_t slot) {
     memset(header, 0, sizeof *header);
@@ -395,13 +408,42 @@ class MmsgBackend final : public Backend {
   // Delivery may re-enter Close: it then waits for this to return.
   void DeliverSlots(uint32_t first, uint32_t count) {
     const Completion* items = &completions_[first];
-    if (first + count > ring_size_) {  // wraps: one batch all the same
+    size_t datagrams = count;
+    if (coalesce_) {
+      datagrams = Split(first, count);
+      items = split_.data();
+    } else if (first + count > ring_size_) {  // wraps: one batch all the same
       for (uint32_t i = 0; i < count; i++) batch_[i] = completions_[(first + i) % ring_size_];
       items = batch_.data();
     }
     delivering_ = true;
-    sink_->Deliver(items, count);
+    sink_->Deliver(items, datagrams);
     delivering_ = false;
+  }
+
+  // Loop thread: the datagrams of `count` slots from `first` on, in order,
+  // into split_. Returns how many.
+  size_t Split(uint32_t first, uint32_t count) {
+    size_t total = static_cast<size_t>(Datagrams(first, count));
+    if (split_.size() < total) split_.resize(total);
+    size_t at = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      uint32_t slot = (first + i) % ring_size_;
+      const Completion& whole = completions_[slot];
+      at += SplitCoalesced(whole, wire_lengths_[slot], whole.segment_size, buffer_size_, &split_[at]);
+    }
+    return at;
+  }
+
+  // Loop thread: the datagrams `count` slots from `first` on hold.
+  uint64_t Datagrams(uint32_t first, uint32_t count) const {
+    if (!coalesce_) return count;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      uint32_t slot = (first + i) % ring_size_;
+      total += SegmentCount(wire_lengths_[slot], completions_[slot].segment_size);
+    }
+    return total;
   }
 
   // After Close, once no delivery is under way.
@@ -439,11 +481,11 @@ class MmsgBackend final : public Backend {
   void Finish() {
     if (finishing_) return;
     finishing_ = true;
-    discarded_ += filled_.exchange(0);
+    discarded_ += Datagrams(head_, filled_.exchange(0));
     while (closing_budget_ > 0) {
       int count = Receive(ClosingBatch(), 0);
       if (count <= 0) break;
-      discarded_ += static_cast<uint64_t>(count);
+      discarded_ += Datagrams(0, static_cast<uint32_t>(count));
       closing_budget_ -= count;
     }
     KernelDrops();  // the last reading: from here on no datagram is ours
@@ -485,7 +527,9 @@ class MmsgBackend final : public Backend {
       header.msg_controllen = control_size_;
       header.msg_flags = 0;
     }
-    int count = recvmmsg(fd_, &messages_[first], want, MSG_DONTWAIT, nullptr);
+    // MSG_TRUNC: a coalesced buffer's length on the wire, to count every
+    // datagram it held even if the buffer was too small.
+    int count = recvmmsg(fd_, &messages_[first], want, MSG_DONTWAIT | (coalesce_ ? MSG_TRUNC : 0), nullptr);
     if (count < 0) return -errno;
     for (uint32_t slot = first; slot < first + static_cast<uint32_t>(count); slot++)
       Complete(slot, messages_[slot].msg_hdr, messages_[slot].msg_len);
@@ -507,18 +551,24 @@ class MmsgBackend final : public Backend {
   }
 #endif
 
+  // Receive thread in thread mode (on a slot it owns), else the loop thread.
   void Complete(uint32_t slot, const msghdr& header, size_t length) {
     Completion& out = completions_[slot];
     out.data = static_cast<const uint8_t*>(iovecs_[slot].iov_base);
-    out.length = static_cast<uint32_t>(std::min<size_t>(length, buffer_size_));
+    out.length = static_cast<uint32_t>(std::min<size_t>(length, slot_capacity_));
     out.flags = 0;
     out.interface_index = 0;
+    out.segment_size = 0;
     if (header.msg_flags & MSG_TRUNC) out.flags |= kTruncated;
     if (header.msg_flags & MSG_CTRUNC) out.flags |= kControlTruncated;
     int family = 4;
     if (ReadSockaddr(names_[slot], header.msg_namelen, out.remote_addr, &family, &out.remote_port) && family == 6)
       out.flags |= kRemoteIPv6;
     DecodeControl(Control(slot), header.msg_controllen, ipv6_, &out);
+    if (coalesce_) {
+      wire_lengths_[slot] = static_cast<uint32_t>(std::min<size_t>(length, UINT32_MAX));
+      if (SegmentCount(wire_lengths_[slot], out.segment_size) > 1) coalesced_.fetch_add(1, std::memory_order_relaxed);
+    }
   }
 
   // Loop thread. The kernel's drop counter, accumulated in 64 bits; -1 where
@@ -547,7 +597,9 @@ class MmsgBackend final : public Backend {
   int fd_ = -1;
   bool ipv6_ = false;
   uint32_t ring_size_ = 0;
-  uint32_t buffer_size_ = 0;
+  uint32_t buffer_size_ = 0;    // payload bytes a datagram keeps
+  bool coalesce_ = false;
+  uint32_t slot_capacity_ = 0;  // payload bytes a slot: buffer_size_, or a coalescing buffer's
   size_t control_size_ = 0;
   uint8_t* buffers_ = nullptr;  // ring_size_ slots: payload, then control bytes
   std::vector<sockaddr_storage> names_;
@@ -557,6 +609,8 @@ class MmsgBackend final : public Backend {
 #endif
   std::vector<Completion> completions_;  // one a slot
   std::vector<Completion> batch_;        // a batch that wraps around the ring, in order
+  std::vector<uint32_t> wire_lengths_;   // coalescing: a slot's bytes on the wire (what it holds, split)
+  std::vector<Completion> split_;        // coalescing: the datagrams of the slots being delivered
   uv_poll_t* poll_ = nullptr;  // on the heap: libuv frees it only in its close callback
   bool polling_ = false;
   bool closing_ = false;
@@ -570,6 +624,7 @@ class MmsgBackend final : public Backend {
   int64_t closing_budget_ = INT64_MAX;
   uint32_t peak_posted_ = 0;
   uint64_t discarded_ = 0;
+  std::atomic<uint64_t> coalesced_{0};  // slots that held more than one datagram
   mutable DropCounter drops_;
   mutable bool has_drops_ = false;
   std::function<void()> done_;

@@ -7,6 +7,9 @@
 #else
 #include <netinet/in.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <linux/udp.h>  // UDP_GRO
+#endif
 
 #include <cerrno>
 #endif
@@ -73,7 +76,13 @@ void DecodeV6(const Pktinfo6& info, Completion* out) {
 
 }  // namespace
 
-size_t ControlBufferSize() { return ControlSpace(sizeof(Pktinfo6)) + ControlSpace(sizeof(Pktinfo4)); }
+size_t ControlBufferSize() {
+  size_t size = ControlSpace(sizeof(Pktinfo6)) + ControlSpace(sizeof(Pktinfo4));
+#ifdef UDP_GRO
+  size += ControlSpace(sizeof(int));  // the segment size of a coalesced buffer
+#endif
+  return size;
+}
 
 void DecodeControl(const uint8_t* control, size_t length, bool ipv6_socket, Completion* out) {
   const size_t header_length = ControlLength(0);  // the header and its padding
@@ -94,6 +103,13 @@ void DecodeControl(const uint8_t* control, size_t length, bool ipv6_socket, Comp
       memcpy(&info, payload, sizeof info);
       DecodeV6(info, out);
     }
+#ifdef UDP_GRO
+    else if (header.cmsg_level == IPPROTO_UDP && header.cmsg_type == UDP_GRO && payload_length >= sizeof(int)) {
+      int segment_size;
+      memcpy(&segment_size, payload, sizeof segment_size);
+      out->segment_size = segment_size > 0 ? static_cast<uint32_t>(segment_size) : 0;
+    }
+#endif
     size_t advance = ControlAlign(header.cmsg_len);
     if (advance > length - offset) return;
     offset += advance;

@@ -10,6 +10,7 @@
 #ifdef __linux__
 #include <linux/filter.h>     // SO_ATTACH_FILTER
 #include <linux/sock_diag.h>  // SK_MEMINFO_DROPS
+#include <linux/udp.h>        // UDP_GRO
 #endif
 
 #include "cmsg.h"
@@ -59,6 +60,13 @@ SysError OpenPosixSocket(const Options& options, int* fd) {
     if (setsockopt(*fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only) < 0) return Errno("setsockopt");
   }
   if (options.recv_buffer_size > 0) SetReceiveBuffer(*fd, options.recv_buffer_size);
+  if (options.coalesce) {
+#ifdef UDP_GRO
+    if (setsockopt(*fd, IPPROTO_UDP, UDP_GRO, &on, sizeof on) < 0) return Errno("setsockopt");
+#else
+    return SysError{-ENOTSUP, "setsockopt"};
+#endif
+  }
   int rc = EnableControlMessages(*fd, options.ipv6);
   if (rc < 0) return SysError{rc, "setsockopt"};
   sockaddr_storage address;

@@ -56,6 +56,7 @@ struct Options {
   bool reuse_port = false;
   bool ipv6_only = false;
   bool thread = false;  // a receive thread fills the ring while JS runs (POSIX backend)
+  bool coalesce = false;  // UDP_GRO: a buffer may hold several datagrams of one flow (Linux)
 };
 
 // A system failure: a negative libuv-style error number (what Node's
@@ -89,6 +90,10 @@ struct Completion {
   uint16_t remote_port = 0;
   uint8_t remote_addr[16] = {};  // network byte order
   uint8_t local_addr[16] = {};   // network byte order (destination address)
+  // UDP_GRO: the buffer holds datagrams of this size back to back (the last
+  // may be shorter); 0 = one datagram. Backends split such a buffer
+  // (coalesce.h) before Sink::Deliver, which never sees it set.
+  uint32_t segment_size = 0;
 };
 
 // What a backend knows about its ring that the binding cannot count itself.
@@ -101,6 +106,8 @@ struct BackendStats {
   // Datagrams taken off the socket while closing with CloseMode::kDiscard and
   // thrown away: nothing would have read them.
   uint64_t discarded = 0;
+  // Receive buffers that held more than one datagram (Options::coalesce).
+  uint64_t coalesced = 0;
 };
 
 // How Close treats what the kernel holds when it is called.

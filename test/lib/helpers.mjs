@@ -9,7 +9,7 @@ import path from 'node:path'
 import tap from 'tap'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
-import { blastBinary } from '../../bench/blast.mjs'
+import { blastBinary, toolBinary } from '../../bench/blast.mjs'
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const require = createRequire(import.meta.url)
@@ -35,6 +35,29 @@ export function blast({ port, size = 64, seconds = 1, rate = 0, batch = 64, gso 
       resolve({ sent: Number(fields.sent), errors: Number(fields.errs), pps: Number(fields.pps), line: stdout.trim() })
     })
   })
+}
+
+/**
+ * Sends `count` sequence-numbered datagrams with UDP GSO (test/tools/gso_send.c:
+ * `segments` a message, each `size` bytes but the last of each message,
+ * `last`), paced, bounded by `count`. Resolves with the count sent.
+ */
+export function gsoSend({ port, count, size, segments, last = 0, address = '127.0.0.1' }) {
+  const binary = toolBinary('gso_send', path.join(root, 'test', 'tools', 'gso_send.c'))
+  const args = [port, count, size, segments, last, address].map(String)
+  return new Promise((resolve, reject) => {
+    execFile(binary, args, { timeout: 60_000 }, (error, stdout, stderr) => {
+      if (error) return reject(Object.assign(error, { stderr }))
+      resolve(Number(/^sent (\d+)$/m.exec(stdout)?.[1]))
+    })
+  })
+}
+
+/** Checks datagram `seq` as gso_send made it: its number, then (seq + j) & 0xff. */
+export function gsoPayloadIntact(data, seq, length) {
+  if (data.length !== length || data.readUInt32BE(0) !== seq) return false
+  for (let j = 4; j < length; j++) if (data[j] !== ((seq + j - 4) & 0xff)) return false
+  return true
 }
 
 /** A stream that is closed when the test ends, whatever happens. */

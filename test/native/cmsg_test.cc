@@ -2,6 +2,7 @@
 // malformed and truncated buffers. Built with AddressSanitizer and
 // UndefinedBehaviorSanitizer by test/cmsg.test.mjs, so a read past a buffer
 // fails the test even where it would not crash. Prints "N passed, N failed".
+#include <linux/udp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -102,5 +103,21 @@ int main() {
   }
   Check(true, "random control bytes decoded without a fault");
 
+  {
+    // UDP_GRO: the segment size of a coalesced buffer; a negative one is none.
+    std::vector<uint8_t> control;
+    int segment = 1200;
+    Append(&control, IPPROTO_UDP, UDP_GRO, &segment, sizeof segment);
+    Append(&control, IPPROTO_IP, IP_PKTINFO, &v4, sizeof v4);
+    Completion out = Decode(control, control.size(), false);
+    Check(out.segment_size == 1200 && out.interface_index == 7, "UDP_GRO segment size, with pktinfo after it");
+    Check(Decode(control, CMSG_LEN(sizeof segment) - 1, false).segment_size == 0, "a UDP_GRO header cut short is ignored");
+    std::vector<uint8_t> negative;
+    segment = -5;
+    Append(&negative, IPPROTO_UDP, UDP_GRO, &segment, sizeof segment);
+    Check(Decode(negative, negative.size(), false).segment_size == 0, "a negative segment size is none");
+    Check(dgram_ring::ControlBufferSize() >= CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo)) + CMSG_SPACE(sizeof(int)),
+          "the control buffer has room for pktinfo of both families and UDP_GRO");
+  }
   return Report();
 }
