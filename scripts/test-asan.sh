@@ -35,7 +35,7 @@ OBJ=$OUT/build/obj
 LOGS=$OUT/build/logs
 SUPP=$ROOT/scripts/lsan.supp
 TIMEOUT=${ASAN_TEST_TIMEOUT:-300}
-DEFAULT_TESTS="test/receive.test.mjs test/options.test.mjs test/lifetime.test.mjs test/backpressure.test.mjs test/raw.test.mjs test/accounting.test.mjs test/faults.test.mjs test/crossing.test.mjs"
+DEFAULT_TESTS="test/receive.test.mjs test/options.test.mjs test/lifetime.test.mjs test/backpressure.test.mjs test/raw.test.mjs test/accounting.test.mjs test/faults.test.mjs test/crossing.test.mjs test/coalesce.test.mjs"
 start=$(date +%s)
 log() { echo "== test:asan [$(($(date +%s) - start))s] $*"; }
 
@@ -149,9 +149,10 @@ if [[ ${ASAN_SKIP_TSC:-} != 1 ]]; then
   log "compiling lib/ (tsc)"
   npx --no-install tsc -p tsconfig.json
 fi
-# The flood sender, compiled now, before the preload: the compiler must not
+# The flood senders, compiled now, before the preload: the compiler must not
 # run under the sanitizers.
 node -e 'import(process.argv[1]).then((m) => m.blastBinary())' "$ROOT/bench/blast.mjs"
+node -e 'import(process.argv[1]).then((m) => m.toolBinary("gso_send", process.argv[2]))' "$ROOT/bench/blast.mjs" "$ROOT/test/tools/gso_send.c"
 
 # --- the sanitized environment -------------------------------------------
 rm -rf "$LOGS"
@@ -211,7 +212,7 @@ if ((preflight != 0)); then
 fi
 # The lifetime and accounting tests run a second time with the receive thread
 # forced on (DGRAM_RING_THREAD=1): its start, join and teardown under ASan.
-THREAD_TESTS=${ASAN_THREAD_TESTS-test/lifetime.test.mjs test/accounting.test.mjs}
+THREAD_TESTS=${ASAN_THREAD_TESTS-test/lifetime.test.mjs test/accounting.test.mjs test/coalesce.test.mjs}
 runs=()
 for file in $tests; do runs+=("$file|0"); done
 for file in $THREAD_TESTS; do [[ -f $file ]] && runs+=("$file|1"); done
