@@ -43,6 +43,12 @@ const senderBound = (r) => r.received >= 0.97 * r.sent || (r.window.cpuUtilizati
 
 const meanBatch = (r) => (r.stats ? r.stats.received / r.stats.batches : r.calls ? r.received / r.calls : undefined)
 
+function notAddingUp(r, acc) {
+  // A coalesce row whose kernel dropped single datagrams: the socket did not coalesce.
+  if (acc.perDrop > 1 && r.received + acc.kernelDrops === r.sent) return `it does counting a kernel drop as one datagram: the socket did not coalesce`
+  return `${r.sent - r.received - (acc.kernelDrops ?? 0) * acc.perDrop} missing, ${r.queuedBytes} B still queued`
+}
+
 /** The per-measurement progress line. */
 export function progressLine(r) {
   const acc = accounting(r)
@@ -53,7 +59,7 @@ export function progressLine(r) {
     `${fmtInt(r.window.cpuNsPerDatagram).padStart(6)} ns/dgram  cpu ${(r.window.cpuUtilization * 100).toFixed(0)}% ` +
     `wait ${fmtPct(r.window.runQueueWait)}  sender cpu ${fmtPct(r.sender.window?.cpuUtilization)} wait ${fmtPct(r.sender.window?.runQueueWait)}  ` +
     `sent ${fmtInt(r.sent)} received ${fmtInt(r.received)} kernel drops ${fmtInt(acc.kernelDrops)}${unit}` +
-    `${acc.held === undefined ? '' : acc.held ? ' (adds up)' : ` (DOES NOT add up: ${r.sent - r.received - (acc.kernelDrops ?? 0) * acc.perDrop} missing, ${r.queuedBytes} B still queued)`}  ` +
+    `${acc.held === undefined ? '' : acc.held ? ' (adds up)' : ` (DOES NOT add up: ${notAddingUp(r, acc)})`}  ` +
     `${r.window.datagrams === 0 ? 'STALLED: nothing received in the window  ' : ''}` +
     `${r.stats?.truncated ? `TRUNCATED: ${fmtInt(r.stats.truncated)} datagrams  ` : ''}` +
     `rss ${(r.maxRSS / 2 ** 20).toFixed(0)} MB${batch ? `  batch ${batch.toFixed(0)}` : ''}${r.drained ? '' : '  (not drained!)'}`
