@@ -181,3 +181,25 @@ export function targets(rows) {
   }
   return out
 }
+
+/**
+ * With more than one backend: each other backend's received/s and CPU a
+ * datagram over the first's (the build lists backends fastest first, and
+ * `backend: 'auto'` takes the first), a line a size, receiver and coalesce.
+ * What decides whether the first is rightly the default.
+ */
+export function backendComparison(rows) {
+  // Rows come size by size, backends in the build's order: a group's first row is the first backend's.
+  const groups = new Map()
+  for (const r of rows.filter((row) => RING_RECEIVERS.includes(row.receiver))) {
+    const key = `${r.size} B ${r.receiver}${r.coalesce ? ' coalesce' : ''}`
+    groups.set(key, [...(groups.get(key) ?? []), r])
+  }
+  const lines = []
+  for (const [key, [first, ...others]] of groups) {
+    if (others.length === 0) continue
+    const vs = others.map((r) => `${r.backend} ${r.lowerBound || first.lowerBound ? '≈ ' : ''}${fmtRatio(r.pps / first.pps)} the rate, ${fmtRatio(r.cpuNsPerDatagram / first.cpuNsPerDatagram)} the CPU a datagram`)
+    lines.push(`${key}: ${vs.join('; ')} of ${first.backend}`)
+  }
+  return lines
+}

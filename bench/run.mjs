@@ -59,7 +59,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { blastBinary, recvRefBinary } from './blast.mjs'
 import { TAIL_S, haveTaskset, isCReceiver, measure, readText, variantName } from './measure.mjs'
-import { RECEIVERS, RING_RECEIVERS, fmtPct, markdown, progressLine, summarize, targets } from './report.mjs'
+import { RECEIVERS, RING_RECEIVERS, backendComparison, fmtPct, markdown, progressLine, summarize, targets } from './report.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
@@ -382,6 +382,12 @@ async function main() {
     if (verdicts.some((t) => t.verdict === 'lower bound')) out('  lower bound: the rows short of the target kept up with the sender, which set the rate, not dgram-ring.')
   }
   for (const note of ring.notes) out(`Not measured: ${note}.`)
+  const backends = backendComparison(rows)
+  if (backends.length) {
+    out('')
+    out('Backends (≈: a row kept up with the sender):')
+    for (const line of backends) out(`- ${line}`)
+  }
   const contended = rows.filter((r) => r.runQueueWait > 0.05 || r.sender?.runQueueWait > 0.05)
   if (contended.length) {
     out(
