@@ -41,6 +41,9 @@ export function accounting(r) {
 // core without waiting for it.
 const senderBound = (r) => r.received >= 0.97 * r.sent || (r.window.cpuUtilization < 0.9 && !(r.window.runQueueWait > 0.05))
 
+/** Another process held the receiver's or the sender's core for over 5% of the window. */
+export const contended = (r) => r.runQueueWait > 0.05 || r.sender?.runQueueWait > 0.05
+
 const meanBatch = (r) => (r.stats ? r.stats.received / r.stats.batches : r.calls ? r.received / r.calls : undefined)
 
 function notAddingUp(r, acc) {
@@ -162,7 +165,7 @@ const TARGETS = [
 ]
 
 /**
- * Every target some row measured: { target, verdict, figures }. The verdict is
+ * Every target some row measured: { target, verdict, figures, contended }. The verdict is
  * 'met', 'not met', or 'lower bound' (a rate target missed only by rows whose
  * receiver kept up with the sender: the sender, not dgram-ring, fell short).
  */
@@ -177,7 +180,9 @@ export function targets(rows) {
     const short = covered.filter((r) => !meets(r))
     const verdict = short.length === 0 ? 'met' : short.every(bounded) ? 'lower bound' : 'not met'
     const figures = covered.map((r) => `${r.backend} ${r.size} B ${bounded(r) ? '≥ ' : ''}${fmtRatio(r[target.ratio])}`)
-    out.push({ target: target.name, verdict, figures })
+    // The row, or the row its ratio divides by, ran on a contended core.
+    const reference = (r) => rows.find((x) => x.size === r.size && x.receiver === (target.ratio === 'vsMessage' ? 'message' : r.cpuReference))
+    out.push({ target: target.name, verdict, figures, contended: covered.some((r) => contended(r) || contended(reference(r))) })
   }
   return out
 }

@@ -59,7 +59,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { blastBinary, recvRefBinary } from './blast.mjs'
 import { TAIL_S, haveTaskset, isCReceiver, measure, readText, variantName } from './measure.mjs'
-import { RECEIVERS, RING_RECEIVERS, backendComparison, fmtPct, markdown, progressLine, summarize, targets } from './report.mjs'
+import { RECEIVERS, RING_RECEIVERS, backendComparison, contended, fmtPct, markdown, progressLine, summarize, targets } from './report.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
@@ -378,7 +378,7 @@ async function main() {
   if (verdicts.length) {
     out('')
     out('Targets:')
-    for (const t of verdicts) out(`- ${t.target}: **${t.verdict}** (${t.figures.join(', ')})`)
+    for (const t of verdicts) out(`- ${t.target}: **${t.verdict}** (${t.figures.join(', ')})${t.contended ? ', on contended cores (see Caution)' : ''}`)
     if (verdicts.some((t) => t.verdict === 'lower bound')) out('  lower bound: the rows short of the target kept up with the sender, which set the rate, not dgram-ring.')
   }
   for (const note of ring.notes) out(`Not measured: ${note}.`)
@@ -388,11 +388,11 @@ async function main() {
     out('Backends (≈: a row kept up with the sender):')
     for (const line of backends) out(`- ${line}`)
   }
-  const contended = rows.filter((r) => r.runQueueWait > 0.05 || r.sender?.runQueueWait > 0.05)
-  if (contended.length) {
+  const disturbed = rows.filter(contended)
+  if (disturbed.length) {
     out(
       `Caution: other processes held a pinned core for part of the window (receiver / sender runnable but waiting): ` +
-        `${contended.map((r) => `${r.variant} ${r.size} B ${fmtPct(r.runQueueWait)} / ${fmtPct(r.sender?.runQueueWait)}`).join(', ')}; ` +
+        `${disturbed.map((r) => `${r.variant} ${r.size} B ${fmtPct(r.runQueueWait)} / ${fmtPct(r.sender?.runQueueWait)}`).join(', ')}; ` +
         `rerun on a quiet machine, or with --settle, or --runs N --pick best.`,
     )
   }
