@@ -311,10 +311,10 @@ async function main() {
   }
   // One receive buffer size for every receiver. node:dgram sets SO_RCVBUF,
   // which the kernel caps at rmem_max; dgram-ring may pass the cap
-  // (SO_RCVBUFFORCE). Default to the cap, so that both get the same.
+  // (SO_RCVBUFFORCE), as may the C receivers. Default to the cap, so that all get the same.
   if (o.rcvbuf === undefined) o.rcvbuf = Math.min(4 << 20, facts.rmemMax ?? 4 << 20)
   else if (facts.rmemMax && o.rcvbuf > facts.rmemMax) {
-    out(`warning: --rcvbuf ${o.rcvbuf} > rmem_max ${facts.rmemMax}: node:dgram gets rmem_max, dgram-ring gets more (not comparable)`)
+    out(`warning: --rcvbuf ${o.rcvbuf} > rmem_max ${facts.rmemMax}: node:dgram gets rmem_max, dgram-ring and the C receivers more (not comparable)`)
   }
   if (o.cpuProf) fs.mkdirSync(o.cpuProf, { recursive: true })
   blastBinary()
