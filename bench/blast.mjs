@@ -1,6 +1,7 @@
-// The vendored C load generators, compiled on first use into build/tools/:
-// bench/blast.c (a sendmmsg/GSO flood sender) and bench/sl5424.c (an RFC 5424
-// syslog sender with sequence numbers). Shared by the benchmarks and tests.
+// The vendored C tools, compiled on first use into build/tools/: the load
+// generators bench/blast.c (a sendmmsg/GSO flood sender) and bench/sl5424.c
+// (an RFC 5424 syslog sender with sequence numbers), and bench/recv_ref.c (the
+// C reference receiver). Shared by the benchmarks and tests.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -35,3 +36,6 @@ export const blastBinary = () => toolBinary('blast')
 
 /** The RFC 5424 syslog sender (bench/sl5424.c). */
 export const sl5424Binary = () => toolBinary('sl5424')
+
+/** The C reference receiver (bench/recv_ref.c). */
+export const recvRefBinary = () => toolBinary('recv_ref')

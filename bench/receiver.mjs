@@ -15,7 +15,7 @@ import { Readable } from 'node:stream'
 import { createRequire } from 'node:module'
 
 const config = JSON.parse(process.argv[2])
-const { receiver, size, warmupMs, windowMs, recvBufferSize, ringSize, bufferSize, touch, modulePath, hardMs } = config
+const { receiver, size, warmupMs, windowMs, recvBufferSize, ringSize, bufferSize, backend, coalesce, touch, modulePath, hardMs } = config
 const QUIET_MS = 300 // the socket counts as drained after this long without a datagram
 const DRAIN_CAP_MS = 10_000
 
@@ -73,7 +73,7 @@ function procSocket(port) {
   return { drops: undefined, queuedBytes: undefined }
 }
 
-// --- the three receivers: each returns { port, recvBufferSize, done, close, extra } ---
+// --- the receivers: each returns { port, recvBufferSize, done, close, extra } ---
 
 function bindDgram() {
   const socket = dgram.createSocket({ type: 'udp4', recvBufferSize })
@@ -155,29 +155,25 @@ async function readableReceiver() {
   }
 }
 
-async function ringReceiver() {
+// dgram-ring's listen() with the row's backend and coalesce.
+async function listenRing() {
   const require = createRequire(import.meta.url)
   const ring = require(modulePath)
   const options = { address: '127.0.0.1', port: 0, recvBufferSize }
   if (ringSize) options.ringSize = ringSize
   if (bufferSize) options.bufferSize = bufferSize
-  const stream = await ring.listen(options)
-  const done = (async () => {
-    if (touch === 'none') {
-      for await (const _ of stream) count++
-    } else if (touch === 'data') {
-      for await (const d of stream) {
-        count++
-        bytes += d.data.length
-      }
-    } else {
-      for await (const d of stream) {
-        count++
-        bytes += d.data.length
-        touched += d.remoteAddress.length + d.remotePort
-      }
-    }
-  })()
+  if (backend) options.backend = backend
+  if (coalesce) options.coalesce = true
+  return ring.listen(options)
+}
+
+// With coalesce a datagram may carry several of the sender's segments (all
+// `size` bytes): counted by its length, so the count is in the sender's
+// datagrams whether the library hands over segments or coalesced buffers
+// (and so even `touch: 'none'` reads the length there).
+const segments = coalesce ? (length) => Math.ceil(length / size) : () => 1
+
+function ringHandle(stream, done) {
   let finalStats
   return {
     port: stream.address().port,
@@ -191,7 +187,60 @@ async function ringReceiver() {
   }
 }
 
-const receivers = { message: messageReceiver, readable: readableReceiver, ring: ringReceiver }
+// dgram-ring, one datagram at a time through for await.
+async function ringReceiver() {
+  const stream = await listenRing()
+  const done = (async () => {
+    if (touch === 'none' && !coalesce) {
+      for await (const _ of stream) count++
+    } else if (touch === 'data') {
+      for await (const d of stream) {
+        const length = d.data.length
+        count += segments(length)
+        bytes += length
+      }
+    } else {
+      for await (const d of stream) {
+        const length = d.data.length
+        count += segments(length)
+        bytes += length
+        touched += d.remoteAddress.length + d.remotePort
+      }
+    }
+  })()
+  return ringHandle(stream, done)
+}
+
+// dgram-ring, a batch at a time through stream.batches(); each datagram of
+// the batch is read as the for-await loops read theirs.
+async function batchesReceiver() {
+  const stream = await listenRing()
+  const done = (async () => {
+    if (touch === 'none' && !coalesce) {
+      for await (const batch of stream.batches()) count += batch.length
+    } else if (touch === 'data') {
+      for await (const batch of stream.batches()) {
+        for (const d of batch) {
+          const length = d.data.length
+          count += segments(length)
+          bytes += length
+        }
+      }
+    } else {
+      for await (const batch of stream.batches()) {
+        for (const d of batch) {
+          const length = d.data.length
+          count += segments(length)
+          bytes += length
+          touched += d.remoteAddress.length + d.remotePort
+        }
+      }
+    }
+  })()
+  return ringHandle(stream, done)
+}
+
+const receivers = { message: messageReceiver, readable: readableReceiver, ring: ringReceiver, batches: batchesReceiver }
 
 async function main() {
   const rx = await receivers[receiver]()

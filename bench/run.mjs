@@ -1,11 +1,18 @@
 #!/usr/bin/env node
-// `npm run bench` (or `dgram-ring bench`): dgram-ring against node:dgram on loopback.
+// `npm run bench` (or `dgram-ring bench`): dgram-ring against node:dgram and a C
+// receiver on loopback.
 //
 // One native sender (bench/blast.c, sendmmsg + UDP GSO) floods 127.0.0.1; each
 // receiver runs in its own child process, so CPU and RSS are its own:
 //   message   node:dgram, counting in 'message' (its saturated rate)
 //   readable  node:dgram pushed into an object-mode Readable, read with for await
 //   ring      dgram-ring's listen(), read with for await
+//   batches   dgram-ring's listen(), a batch at a time through stream.batches()
+//   c         bench/recv_ref.c: poll + non-blocking recvmmsg with dgram-ring's
+//             control messages, in C: the reference for CPU a datagram
+//   c-gro     the same with UDP_GRO, counting segments: the reference for coalesce
+// ring and batches rows are measured on every backend (--backends), without and
+// with coalesce (--coalesce); a row this build cannot open is named, not run.
 // Sender and receiver are pinned to different cores. After a warm-up the
 // receiver measures a fixed window (pps, CPU ns a datagram); accounting
 // (sent − received, kernel drops) covers the whole sender run, read after the
@@ -18,10 +25,15 @@
 //   --sizes A,B,...      datagram payload sizes in bytes (default 64,512,1400)
 //   --runs N             repeat everything N times; the table shows the median run (default 1)
 //   --pick median|best   which of the runs the table shows (best: the fastest, for shared machines)
-//   --receivers LIST     any of message,readable,ring (default all three)
+//   --receivers LIST     any of message,readable,ring,batches,c,c-gro (default all)
+//   --backends LIST      dgram-ring backends of the ring and batches rows (default: every
+//                        backend the build has that opens on this machine)
+//   --coalesce off|on|both  ring and batches rows without / with coalesce: true (UDP GRO)
+//                        (default both)
 //   --rcvbuf BYTES       SO_RCVBUF of every receiver (default min(4 MiB, net.core.rmem_max))
-//   --ring-size N        dgram-ring's ringSize (default: the library's)
-//   --buffer-size BYTES  dgram-ring's bufferSize (default: the library's; the command's is 65535)
+//   --ring-size N        dgram-ring's ringSize, and the C receiver's ring (default: the library's)
+//   --buffer-size BYTES  dgram-ring's bufferSize, and the C receiver's without GRO (default: the
+//                        library's; the command's is 65535)
 //   --touch data|none|all  what the loop reads of each datagram: payload length (default),
 //                        nothing, or also the source address and port
 //   --no-gso             plain sendmmsg sender (it offers ~350k datagrams/s at most)
@@ -40,21 +52,17 @@
 //
 // Exit code: 0 on success, 1 if a child (sender or receiver) failed or timed out,
 // 2 for a bad option.
-import { spawn, execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import { blastBinary } from './blast.mjs'
+import { blastBinary, recvRefBinary } from './blast.mjs'
+import { TAIL_S, haveTaskset, isCReceiver, measure, readText, variantName } from './measure.mjs'
+import { RECEIVERS, RING_RECEIVERS, backendComparison, contended, fmtPct, markdown, progressLine, summarize, targets } from './report.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
-const RECEIVERS = {
-  message: "node:dgram 'message'",
-  readable: 'node:dgram → Readable, for await',
-  ring: 'dgram-ring, for await',
-}
-const TAIL_S = 0.5 // the sender runs this long past the window, so the window never sees it stop
 
 // --- options ------------------------------------------------------------------
 
@@ -72,6 +80,8 @@ function parseArgs(argv) {
     sizes: [64, 512, 1400],
     runs: 1,
     receivers: Object.keys(RECEIVERS),
+    backends: undefined, // undefined: every backend the build has that opens here
+    coalesce: [false, true],
     rcvbuf: undefined,
     ringSize: undefined,
     bufferSize: undefined,
@@ -115,6 +125,14 @@ function parseArgs(argv) {
         for (const r of o.receivers) if (!(r in RECEIVERS)) { console.error(`--receivers: unknown '${r}' (${Object.keys(RECEIVERS)})`); process.exit(2) }
         break
       }
+      case '--backends': o.backends = String(next()).split(','); break
+      case '--coalesce': {
+        const choice = next()
+        const values = { off: [false], on: [true], both: [false, true] }[choice]
+        if (!values) { console.error(`--coalesce: expected off, on or both, got ${choice}`); process.exit(2) }
+        o.coalesce = values
+        break
+      }
       case '--rcvbuf': o.rcvbuf = Math.floor(number(arg, next(), 1, 2 ** 31 - 1)); break
       case '--ring-size': o.ringSize = Math.floor(number(arg, next(), 1, 65536)); break
       case '--buffer-size': o.bufferSize = Math.floor(number(arg, next(), 1, 65535)); break
@@ -149,14 +167,6 @@ function parseArgs(argv) {
 }
 
 // --- machine facts --------------------------------------------------------------
-
-function readText(file) {
-  try {
-    return fs.readFileSync(file, 'utf8')
-  } catch {
-    return undefined
-  }
-}
 
 function machineFacts() {
   const cpuinfo = readText('/proc/cpuinfo') ?? ''
@@ -204,250 +214,64 @@ async function settle(maxSeconds) {
   return { waited: (Date.now() - start) / 1000, idle, quiet: false }
 }
 
-// --- the sender -------------------------------------------------------------------
-
-function haveTaskset() {
-  try {
-    execFileSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
-
-// Children alive now, killed if we are interrupted.
-const children = new Set()
-function track(child) {
-  children.add(child)
-  child.on('exit', () => children.delete(child))
-  return child
-}
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    for (const child of children) child.kill('SIGKILL')
-    process.exit(128 + os.constants.signals[signal])
-  })
-}
-
-function pinned(o, cpu, file, args) {
-  return o.pin ? ['taskset', ['-c', String(cpu), file, ...args]] : [file, args]
-}
-
-// /proc/PID/schedstat: [ns on a CPU, ns runnable but waiting for one].
-function schedstat(pid) {
-  const fields = readText(`/proc/${pid}/schedstat`)?.split(' ')
-  return fields ? { ns: process.hrtime.bigint(), run: Number(fields[0]), wait: Number(fields[1]) } : undefined
-}
-
-// Runs the sender; `window` = [fromMs, toMs] after its start: over that span
-// its CPU use and its wait for its core (other processes on it) are sampled.
-function runBlast(o, port, size, seconds, window) {
-  const args = [String(port), String(size), String(seconds), String(o.rate), String(o.batch), o.gso ? '1' : '0']
-  const [file, argv] = pinned(o, o.senderCpu, blastBinary(), args)
-  return new Promise((resolve, reject) => {
-    const child = track(spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] }))
-    let first
-    let last
-    const timers = [
-      setTimeout(() => (first = schedstat(child.pid)), window[0]),
-      setTimeout(() => (last = schedstat(child.pid)), window[1]),
-    ]
-    const usage = () => {
-      if (!first || !last) return undefined
-      const span = Number(last.ns - first.ns)
-      return { cpuUtilization: (last.run - first.run) / span, runQueueWait: (last.wait - first.wait) / span }
-    }
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => (stdout += chunk))
-    child.stderr.on('data', (chunk) => (stderr += chunk))
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`sender did not exit within ${seconds + 20} s`))
-    }, (seconds + 20) * 1000)
-    child.on('error', (error) => {
-      clearTimeout(timer)
-      timers.forEach(clearTimeout)
-      reject(error)
-    })
-    // 'close', not 'exit': its output has been read by then.
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      timers.forEach(clearTimeout)
-      if (code !== 0) return reject(new Error(`sender exited with ${code ?? signal}: ${stderr.trim()}`))
-      const line = stdout.trim()
-      const fields = Object.fromEntries(line.split(/\s+/).slice(1).map((kv) => kv.split('=')))
-      resolve({ line, sent: Number(fields.sent), pps: Number(fields.pps), errors: Number(fields.errs), secs: Number(fields.secs), window: usage() })
-    })
-  })
-}
-
-// --- one receiver measurement --------------------------------------------------------
-
-function measure(o, receiver, size) {
-  const senderSeconds = o.warmup + o.seconds + TAIL_S
-  const hardMs = Math.round((senderSeconds + 40) * 1000)
-  const config = {
-    receiver,
-    size,
-    warmupMs: Math.round(o.warmup * 1000),
-    windowMs: Math.round(o.seconds * 1000),
-    recvBufferSize: o.rcvbuf,
-    ringSize: o.ringSize,
-    bufferSize: o.bufferSize,
-    touch: o.touch,
-    modulePath: o.module,
-    hardMs,
-  }
-  const nodeFlags = o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`, `--cpu-prof-name=${receiver}-${size}-${Date.now()}.cpuprofile`] : []
-  const [file, argv] = pinned(o, o.receiverCpu, process.execPath, [...nodeFlags, path.join(here, 'receiver.mjs'), JSON.stringify(config)])
-  const child = track(spawn(file, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
-
-  return new Promise((resolve, reject) => {
-    let settled = false
-    let exit // { code, signal } once the child exited
-    let disconnected = false // the IPC channel is closed: every message has been read
-    let result
-    let sender
-    let senderRun // the sender's promise, once started
-    const finish = (error, value) => {
-      if (settled) return
-      settled = true
-      clearTimeout(killTimer)
-      clearTimeout(readyTimer)
-      clearTimeout(disconnectTimer)
-      if (exit === undefined) child.kill('SIGKILL')
-      if (!error) return resolve(value)
-      // Never leave a sender flooding into the next measurement (it stops by itself).
-      Promise.resolve(senderRun).catch(() => {}).then(() => reject(error))
-    }
-    const decide = () => {
-      if (result && sender && exit.code === 0) finish(null, { ...result, sender })
-      else finish(new Error(`${receiver} receiver (size ${size}) exited with ${exit.code ?? exit.signal}${result ? '' : ' before reporting'}`))
-    }
-    // The child bounds itself; this is the backstop.
-    const killTimer = setTimeout(() => finish(new Error(`${receiver} receiver (size ${size}) timed out; killed`)), hardMs + 5000)
-    const readyTimer = setTimeout(() => finish(new Error(`${receiver} receiver did not bind within 10 s; killed`)), 10_000)
-    let disconnectTimer
-    child.on('error', (error) => finish(error))
-    child.on('disconnect', () => {
-      disconnected = true
-      if (exit) decide()
-    })
-    child.on('exit', (code, signal) => {
-      exit = { code, signal }
-      // 'exit' can come before the last IPC message is read: wait for the channel to close.
-      if (disconnected) decide()
-      else disconnectTimer = setTimeout(decide, 2000)
-    })
-    child.on('message', async (message) => {
-      if (message.type === 'error') return finish(new Error(`${receiver} receiver (size ${size}): ${message.message}`))
-      if (message.type === 'result') result = message
-      if (message.type !== 'ready') return
-      clearTimeout(readyTimer)
-      try {
-        child.send({ type: 'go' })
-        senderRun = runBlast(o, message.port, size, senderSeconds, [config.warmupMs, config.warmupMs + config.windowMs])
-        sender = await senderRun
-        if (!settled && child.connected) child.send({ type: 'finish', sent: sender.sent })
-      } catch (error) {
-        finish(error)
-      }
-    })
-  })
-}
-
-// --- reporting -------------------------------------------------------------------------
-
-const median = (xs) => {
-  const s = xs.filter((x) => x != null).sort((a, b) => a - b)
-  if (s.length === 0) return null
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
-const fmtInt = (n) => (n == null ? '–' : Math.round(n).toLocaleString('en-US'))
-const fmtK = (n) => (n == null ? '–' : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${Math.round(n / 1e3)} k`)
-const fmtPct = (x) => (x == null || Number.isNaN(x) ? '?' : `${(x * 100).toFixed(0)}%`)
-const fmtRatio = (r) => (r == null ? '–' : `${r.toFixed(2)}×`)
-
-function accounting(r) {
-  const drops = r.sent - r.received
-  if (r.receiver === 'ring') {
-    const kd = r.stats?.kernelDrops
-    const held = kd !== undefined && r.received + kd === r.sent && r.stats.received === r.received
-    return { drops, kernelDrops: kd, held }
-  }
-  return { drops, kernelDrops: r.kernelDropsProc, held: r.kernelDropsProc !== undefined ? r.received + r.kernelDropsProc === r.sent : undefined }
-}
-
-// The sender, not the receiver, set the rate (so it is a lower bound) when the
-// receiver took at least 97% of what was sent, or used less than 90% of its
-// core without waiting for it.
-const senderBound = (r) => r.received >= 0.97 * r.sent || (r.window.cpuUtilization < 0.9 && !(r.window.runQueueWait > 0.05))
-
-function summarize(o, results) {
-  const rows = []
-  for (const size of o.sizes) {
-    const bySize = {}
-    for (const receiver of o.receivers) {
-      const rs = results.filter((r) => r.size === size && r.receiver === receiver).sort((a, b) => a.window.pps - b.window.pps)
-      if (rs.length === 0) continue
-      // One run stands for all, so that its numbers belong together: the
-      // median by rate, or with --pick best the fastest (the least disturbed).
-      const r = o.pick === 'best' ? rs[rs.length - 1] : rs[(rs.length - 1) >> 1]
-      const acc = accounting(r)
-      bySize[receiver] = {
-        size,
-        receiver,
-        runs: rs.length,
-        run: r.run,
-        offeredPps: r.sender.pps,
-        pps: r.window.pps,
-        ppsRange: [rs[0].window.pps, rs[rs.length - 1].window.pps],
-        lowerBound: senderBound(r),
-        cpuNsPerDatagram: r.window.cpuNsPerDatagram,
-        cpuUtilization: r.window.cpuUtilization,
-        runQueueWait: r.window.runQueueWait,
-        sender: r.sender.window,
-        sent: r.sent,
-        received: r.received,
-        drops: acc.drops,
-        dropRate: acc.drops / r.sent,
-        kernelDrops: acc.kernelDrops,
-        accountingHeld: rs.map(accounting).every((a) => a.held === true) ? true : rs.map(accounting).some((a) => a.held === false) ? false : undefined,
-        maxRSS: r.maxRSS,
-        meanBatch: receiver === 'ring' ? r.stats.received / r.stats.batches : undefined,
-        peakReadableLength: receiver === 'readable' ? r.peakReadableLength : undefined,
-      }
-    }
-    const ring = bySize.ring
-    if (ring) {
-      ring.vsMessage = bySize.message ? ring.pps / bySize.message.pps : undefined
-      ring.vsReadable = bySize.readable ? ring.pps / bySize.readable.pps : undefined
-    }
-    rows.push(...Object.values(bySize))
-  }
-  return rows
-}
-
-function markdown(o, rows) {
-  const lines = []
-  const runs = o.runs > 1 ? ` (${o.pick === 'best' ? 'best' : 'median'} of ${o.runs})` : ''
-  lines.push(`| size | receiver | offered/s | received/s${runs} | CPU ns/datagram | sent − received | kernel drops | received + drops = sent | peak RSS | ÷ 'message' | ÷ Readable |`)
-  lines.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: |')
-  for (const r of rows) {
-    const held = r.accountingHeld === true ? 'yes' : r.accountingHeld === false ? '**no**' : '–'
-    const ge = r.lowerBound ? '≥ ' : ''
-    lines.push(
-      `| ${r.size} B | ${RECEIVERS[r.receiver]} | ${fmtK(r.offeredPps)} | ${ge}${fmtK(r.pps)} | ${fmtInt(r.cpuNsPerDatagram)} | ${fmtInt(r.drops)} (${(r.dropRate * 100).toFixed(1)}%) | ${fmtInt(r.kernelDrops)} | ${held} | ${(r.maxRSS / 2 ** 20).toFixed(0)} MB | ${r.vsMessage === undefined ? '–' : ge + fmtRatio(r.vsMessage)} | ${r.vsReadable === undefined ? '–' : ge + fmtRatio(r.vsReadable)} |`,
-    )
-  }
-  return lines.join('\n')
-}
+// --- reporting ---------------------------------------------------------------------------
 
 function commandLine() {
   const quote = (a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)
   return ['node', path.relative(process.cwd(), fileURLToPath(import.meta.url)) || 'bench/run.mjs', ...process.argv.slice(2)].map(quote).join(' ')
+}
+
+// --- the rows -------------------------------------------------------------------------------
+
+// Opens and closes a dgram-ring socket: undefined if it opened, else why not.
+async function opens(ring, options) {
+  try {
+    const stream = await ring.listen(options)
+    await stream.close()
+    return undefined
+  } catch (error) {
+    return error.message
+  }
+}
+
+// The dgram-ring rows this build can open here, a { receiver, backend,
+// coalesce } each, and a line for each row it cannot.
+async function ringVariants(o, receivers) {
+  const ring = createRequire(import.meta.url)(o.module)
+  const built = ring.backends
+  const notes = []
+  if (o.backends === undefined && !built.includes('io_uring')) notes.push(`io_uring: not in this build (it has ${built.join(', ')}): no io_uring rows`)
+  const backends = []
+  for (const backend of o.backends ?? built) {
+    if (!built.includes(backend)) notes.push(`${backend}: not in this build (it has ${built.join(', ')}): no ${backend} rows`)
+    else {
+      const why = await opens(ring, { address: '127.0.0.1', port: 0, backend })
+      if (why) notes.push(`${backend}: does not open on this machine (${why}): no ${backend} rows`)
+      else backends.push(backend)
+    }
+  }
+  // listen() reads each option it knows exactly once and ignores any other:
+  // a build that never reads `coalesce` does not have it.
+  const coalesceMissing = {}
+  if (o.coalesce.includes(true)) {
+    for (const backend of backends) {
+      let read = false
+      const options = { address: '127.0.0.1', port: 0, backend, get coalesce() { read = true; return true } }
+      const why = await opens(ring, options)
+      if (!read) coalesceMissing[backend] = 'not available in this build (listen() does not read a coalesce option)'
+      else if (why) coalesceMissing[backend] = `not available: ${why}`
+    }
+  }
+  const variants = []
+  for (const receiver of receivers) {
+    for (const backend of backends) {
+      for (const coalesce of o.coalesce) {
+        if (coalesce && coalesceMissing[backend]) notes.push(`${variantName({ receiver, backend, coalesce })}: ${coalesceMissing[backend]}`)
+        else variants.push({ receiver, backend, coalesce })
+      }
+    }
+  }
+  return { variants, notes }
 }
 
 // --- main ----------------------------------------------------------------------------------
@@ -463,7 +287,8 @@ async function main() {
   // Human output goes to stderr when the JSON goes to stdout.
   const out = o.json === '-' ? (s) => process.stderr.write(s + '\n') : (s) => process.stdout.write(s + '\n')
 
-  if (o.receivers.includes('ring') && !fs.existsSync(o.module)) {
+  const measuresRing = o.receivers.some((r) => RING_RECEIVERS.includes(r))
+  if (measuresRing && !fs.existsSync(o.module)) {
     console.error(`${o.module} is missing: build it first (npx tsc -p tsconfig.json)`)
     process.exit(2)
   }
@@ -486,51 +311,48 @@ async function main() {
   }
   // One receive buffer size for every receiver. node:dgram sets SO_RCVBUF,
   // which the kernel caps at rmem_max; dgram-ring may pass the cap
-  // (SO_RCVBUFFORCE). Default to the cap, so that both get the same.
+  // (SO_RCVBUFFORCE), as may the C receivers. Default to the cap, so that all get the same.
   if (o.rcvbuf === undefined) o.rcvbuf = Math.min(4 << 20, facts.rmemMax ?? 4 << 20)
   else if (facts.rmemMax && o.rcvbuf > facts.rmemMax) {
-    out(`warning: --rcvbuf ${o.rcvbuf} > rmem_max ${facts.rmemMax}: node:dgram gets rmem_max, dgram-ring gets more (not comparable)`)
+    out(`warning: --rcvbuf ${o.rcvbuf} > rmem_max ${facts.rmemMax}: node:dgram gets rmem_max, dgram-ring and the C receivers more (not comparable)`)
   }
   if (o.cpuProf) fs.mkdirSync(o.cpuProf, { recursive: true })
   blastBinary()
+  if (o.receivers.some(isCReceiver)) recvRefBinary()
+
+  // The rows in the order of --receivers; ring and batches once a backend and coalesce.
+  const ring = measuresRing ? await ringVariants(o, o.receivers.filter((r) => RING_RECEIVERS.includes(r))) : { variants: [], notes: [] }
+  const variants = o.receivers.flatMap((receiver) => (RING_RECEIVERS.includes(receiver) ? ring.variants.filter((v) => v.receiver === receiver) : [{ receiver }]))
 
   const perMeasure = o.warmup + o.seconds + TAIL_S + 1.2
-  const estimate = Math.round(perMeasure * o.sizes.length * o.receivers.length * o.runs)
+  const estimate = Math.round(perMeasure * o.sizes.length * variants.length * o.runs)
   out(`# dgram-ring receive benchmark`)
-  out(`about ${estimate} s: ${o.runs} run(s) × sizes ${o.sizes.join('/')} B × ${o.receivers.length} receivers, ${o.warmup} s warm-up + ${o.seconds} s window each\n`)
+  for (const note of ring.notes) out(note)
+  out(`about ${estimate} s: ${o.runs} run(s) × sizes ${o.sizes.join('/')} B × ${variants.length} rows, ${o.warmup} s warm-up + ${o.seconds} s window each\n`)
 
   const results = []
   const failures = []
   for (let run = 1; run <= o.runs; run++) {
     for (const size of o.sizes) {
-      for (const receiver of o.receivers) {
+      for (const variant of variants) {
         try {
           const settled = o.settle ? await settle(o.settle) : undefined
           if (settled && !settled.quiet) out(`(the machine did not get quiet within ${o.settle} s: measuring anyway)`)
-          const r = await measure(o, receiver, size)
+          const r = await measure(o, variant, size)
           r.settled = settled
           r.run = run
           results.push(r)
-          const acc = accounting(r)
-          out(
-            `run ${run} ${String(size).padStart(5)} B ${receiver.padEnd(8)} ${fmtK(r.window.pps).padStart(8)}/s  ` +
-              `${fmtInt(r.window.cpuNsPerDatagram).padStart(6)} ns/dgram  cpu ${(r.window.cpuUtilization * 100).toFixed(0)}% ` +
-              `wait ${fmtPct(r.window.runQueueWait)}  sender cpu ${fmtPct(r.sender.window?.cpuUtilization)} wait ${fmtPct(r.sender.window?.runQueueWait)}  ` +
-              `sent ${fmtInt(r.sent)} received ${fmtInt(r.received)} kernel drops ${fmtInt(acc.kernelDrops)}` +
-              `${acc.held === undefined ? '' : acc.held ? ' (adds up)' : ` (DOES NOT add up: ${r.sent - r.received - (acc.kernelDrops ?? 0)} missing, ${r.queuedBytes} B still queued)`}  ` +
-              `${r.window.datagrams === 0 ? 'STALLED: nothing received in the window  ' : ''}` +
-              `rss ${(r.maxRSS / 2 ** 20).toFixed(0)} MB${r.stats ? `  batch ${(r.stats.received / r.stats.batches).toFixed(0)}` : ''}${r.drained ? '' : '  (not drained!)'}`,
-          )
+          out(progressLine(r))
         } catch (error) {
-          failures.push({ run, size, receiver, error: String(error.message ?? error) })
-          out(`run ${run} ${size} B ${receiver}: FAILED: ${error.message ?? error}`)
+          failures.push({ run, size, variant: variantName(variant), error: String(error.message ?? error) })
+          out(`run ${run} ${size} B ${variantName(variant)}: FAILED: ${error.message ?? error}`)
         }
         await new Promise((resolve) => setTimeout(resolve, 200))
       }
     }
   }
 
-  const rows = summarize(o, results)
+  const rows = summarize(o, variants, results)
   const sender = `bench/blast.c, sendmmsg batch ${o.batch}${o.gso ? ', UDP GSO' : ''}${o.rate ? `, paced at ${o.rate}/s` : ', unpaced'}`
   out('')
   out(markdown(o, rows))
@@ -547,36 +369,41 @@ async function main() {
       `${o.ringSize ? `; ringSize ${o.ringSize}` : ''}${o.bufferSize ? `; bufferSize ${o.bufferSize}` : ''}.`,
   )
   out(
-    `received/s and CPU ns/datagram are over the window (process.cpuUsage user+sys ÷ datagrams); drops and accounting over the whole sender run ` +
-      `(dgram-ring: stats().kernelDrops; node:dgram: the socket's drops in /proc/net/udp); peak RSS is resourceUsage().maxRSS.`,
+    `received/s and CPU ns/datagram are over the window (user+sys CPU ÷ datagrams: process.cpuUsage, getrusage in C); drops and accounting over the whole sender run ` +
+      `(dgram-ring: stats().kernelDrops; C: SO_MEMINFO drops; node:dgram: the socket's drops in /proc/net/udp; with GRO the kernel drops whole GSO packets, ` +
+      `"× N" datagrams each); peak RSS is the process's maxRSS. × node:dgram: received/s ÷ node:dgram 'message' in the same run. ` +
+      `CPU ÷ C: CPU ns/datagram ÷ the C receiver's with the same cmsgs (c), or with UDP_GRO (c-gro) for the coalesce rows.`,
   )
-  const ringRows = rows.filter((r) => r.receiver === 'ring' && r.vsMessage !== undefined)
-  let verdict
-  if (ringRows.length) {
-    const short = ringRows.filter((r) => r.vsMessage < 2.5)
-    verdict = short.length === 0 ? 'met' : short.every((r) => r.lowerBound) ? 'inconclusive' : 'not met'
-    const list = ringRows.map((r) => `${r.size} B ${r.lowerBound ? '≥ ' : ''}${fmtRatio(r.vsMessage)}`).join(', ')
-    out(
-      `Target, dgram-ring through for await ≥ 2.5× node:dgram's saturated rate: **${verdict}** (${list})` +
-        (verdict === 'inconclusive' ? ': the short ones were held back by the sender, not by dgram-ring.' : '.'),
-    )
+  const verdicts = targets(rows)
+  if (verdicts.length) {
+    out('')
+    out('Targets:')
+    for (const t of verdicts) out(`- ${t.target}: **${t.verdict}** (${t.figures.join(', ')})${t.contended ? ', on contended cores (see Caution)' : ''}`)
+    if (verdicts.some((t) => t.verdict === 'lower bound')) out('  lower bound: the rows short of the target kept up with the sender, which set the rate, not dgram-ring.')
   }
-  const contended = rows.filter((r) => r.runQueueWait > 0.05 || r.sender?.runQueueWait > 0.05)
-  if (contended.length) {
+  for (const note of ring.notes) out(`Not measured: ${note}.`)
+  const backends = backendComparison(rows)
+  if (backends.length) {
+    out('')
+    out('Backends (≈: a row kept up with the sender):')
+    for (const line of backends) out(`- ${line}`)
+  }
+  const disturbed = rows.filter(contended)
+  if (disturbed.length) {
     out(
       `Caution: other processes held a pinned core for part of the window (receiver / sender runnable but waiting): ` +
-        `${contended.map((r) => `${r.receiver} ${r.size} B ${fmtPct(r.runQueueWait)} / ${fmtPct(r.sender?.runQueueWait)}`).join(', ')}; ` +
+        `${disturbed.map((r) => `${r.variant} ${r.size} B ${fmtPct(r.runQueueWait)} / ${fmtPct(r.sender?.runQueueWait)}`).join(', ')}; ` +
         `rerun on a quiet machine, or with --settle, or --runs N --pick best.`,
     )
   }
   const bound = rows.filter((r) => r.lowerBound)
   if (bound.length) {
-    out(`≥: the receiver kept up with the sender (took ≥ 97% of what was sent, or used < 90% of its core without waiting for it), so the sender set the rate: ${bound.map((r) => `${r.receiver} ${r.size} B (CPU ${fmtPct(r.cpuUtilization)}, ${(100 - r.dropRate * 100).toFixed(1)}% received)`).join(', ')}.`)
+    out(`≥: the receiver kept up with the sender (took ≥ 97% of what was sent, or used < 90% of its core without waiting for it), so the sender set the rate: ${bound.map((r) => `${r.variant} ${r.size} B (CPU ${fmtPct(r.cpuUtilization)}, ${(100 - r.dropRate * 100).toFixed(1)}% received)`).join(', ')}.`)
   }
-  if (failures.length) out(`\n${failures.length} measurement(s) FAILED:\n${failures.map((f) => `- run ${f.run} ${f.size} B ${f.receiver}: ${f.error}`).join('\n')}`)
+  if (failures.length) out(`\n${failures.length} measurement(s) FAILED:\n${failures.map((f) => `- run ${f.run} ${f.size} B ${f.variant}: ${f.error}`).join('\n')}`)
 
   if (o.json !== undefined) {
-    const doc = JSON.stringify({ command: commandLine(), machine: facts, options: { ...o, sender }, verdict, summary: rows, results, failures }, null, 2)
+    const doc = JSON.stringify({ command: commandLine(), machine: facts, options: { ...o, sender }, targets: verdicts, notRun: ring.notes, summary: rows, results, failures }, null, 2)
     if (o.json === '-') process.stdout.write(doc + '\n')
     else fs.writeFileSync(o.json, doc + '\n')
   }

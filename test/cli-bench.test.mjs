@@ -1,13 +1,15 @@
-// `dgram-ring bench`: from the source tree, and from an installed package
-// (the files `npm pack` would ship, with the file times an install leaves),
-// where it must not warn about a build it cannot do, must not point at files
-// the package lacks, and must say in one line that a C compiler is missing.
+// `dgram-ring bench`: from the source tree (a short run of every receiver
+// kind, whose JSON has the rows and accounts for every datagram), and from an
+// installed package (the files `npm pack` would ship, with the file times an
+// install leaves), where it must not warn about a build it cannot do, must not
+// point at files the package lacks, and must say in one line that a C
+// compiler is missing.
 import t from 'tap'
 import { execFile, execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { root } from './lib/helpers.mjs'
+import { ring, root } from './lib/helpers.mjs'
 import { LIMIT_MS, run } from './lib/cli.mjs'
 
 t.test('bench passes its arguments to bench/run.mjs', async (t) => {
@@ -21,6 +23,49 @@ t.test('bench passes its arguments to bench/run.mjs', async (t) => {
   t.equal(viaCli.stdout, direct.stdout, 'same stdout')
   t.equal(viaCli.stderr, direct.stderr, 'same stderr')
   t.ok(viaCli.stdout.length + viaCli.stderr.length > 0, 'the benchmark printed its usage')
+})
+
+/** Runs bench/run.mjs to completion (SIGTERM past the limit: it stops its children): { code, stdout, stderr }. */
+function runBench(args, limitMs) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(root, 'bench', 'run.mjs'), ...args], { timeout: limitMs, killSignal: 'SIGTERM', maxBuffer: 64 << 20 }, (error, stdout, stderr) =>
+      resolve({ code: error ? error.code ?? error.signal : 0, stdout, stderr }),
+    )
+  })
+}
+
+t.test('a short run of the new receivers: every row in the JSON, each adding up', async (t) => {
+  // Paced and short: a smoke test of the harness, not a measurement.
+  const args = ['--seconds', '0.3', '--warmup', '0.2', '--sizes', '64', '--rate', '100000', '--receivers', 'message,ring,batches,c,c-gro', '--json']
+  const result = await runBench(args, 120_000)
+  t.equal(result.code, 0, `exit 0: ${result.stderr.slice(-2000)}`)
+  const doc = JSON.parse(result.stdout)
+  t.equal(doc.failures.length, 0, 'no measurement failed')
+  const names = doc.summary.map((row) => row.variant)
+  for (const receiver of ['message', 'c', 'c-gro']) t.ok(names.includes(receiver), `a ${receiver} row`)
+  for (const receiver of ['ring', 'batches']) {
+    for (const backend of ring.backends) {
+      t.ok(names.includes(`${receiver} ${backend}`), `a ${receiver} row on ${backend}`)
+      // Before coalesce lands the row is named as not run, after it is measured.
+      const coalesced = `${receiver} ${backend} coalesce`
+      t.ok(names.includes(coalesced) || doc.notRun.some((note) => note.startsWith(`${coalesced}: not available`)), `${coalesced}: measured, or named as not available`)
+    }
+  }
+  for (const row of doc.summary) {
+    t.equal(row.accountingHeld, true, `${row.variant}: received + kernel drops = sent (${row.received} + ${row.kernelDrops} × ${row.segmentsPerKernelDrop} of ${row.sent})`)
+    t.ok(row.received > 0, `${row.variant}: received datagrams`)
+  }
+  const batches = doc.summary.find((row) => row.receiver === 'batches' && !row.coalesce)
+  t.ok(batches.cpuReference === 'c' && batches.cpuVsReference > 0, 'batches() CPU is compared with the C receiver')
+  t.ok(batches.vsMessage > 0, "batches() rate is compared with node:dgram's")
+  t.match(result.stderr, /\| size \| receiver \| backend \|/, 'the table went to stderr')
+  t.match(result.stderr, /^Targets:$/m, 'and the targets under it')
+})
+
+t.test('bench refuses a bad --coalesce', async (t) => {
+  const result = await runBench(['--coalesce', 'sometimes'], 30_000)
+  t.equal(result.code, 2)
+  t.match(result.stderr, /--coalesce: expected off, on or both/)
 })
 
 /** A copy of what `npm pack` ships, laid out as an install leaves it: lib/ written after dist/, so newer. */
