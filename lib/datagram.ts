@@ -92,8 +92,30 @@ export class DatagramBatch implements Iterable<Datagram> {
     return Number.isInteger(index) && index >= 0 && index < this.length ? new Datagram(this, index) : undefined
   }
 
-  *[Symbol.iterator](): IterableIterator<Datagram> {
-    for (let i = 0; i < this.length; i++) yield new Datagram(this, i)
+  [Symbol.iterator](): IterableIterator<Datagram> {
+    // A plain iterator object, not a generator: a generator's resumption cost
+    // more than the Datagram it yields (measured 20-27 ns a datagram).
+    return new BatchIterator(this)
+  }
+}
+
+class BatchIterator implements IterableIterator<Datagram> {
+  #batch: DatagramBatch
+  #next = 0
+
+  constructor(batch: DatagramBatch) {
+    this.#batch = batch
+  }
+
+  next(): IteratorResult<Datagram> {
+    const index = this.#next
+    if (index >= this.#batch.length) return { done: true, value: undefined }
+    this.#next = index + 1
+    return { done: false, value: new Datagram(this.#batch, index) }
+  }
+
+  [Symbol.iterator](): IterableIterator<Datagram> {
+    return this
   }
 }
 
