@@ -101,7 +101,7 @@ for (const backend of backends) {
     await new Promise((resolve) => stream.on('close', resolve))
     t.same(events, ['error:EADDRINUSE', 'close'])
     t.equal(stream.backend, undefined)
-    t.same(stream.stats(), { received: 0, bytes: 0, truncated: 0, batches: 0, discarded: 0, transientErrors: 0, posted: 0, peakPosted: 0 })
+    t.same(stream.stats(), { received: 0, bytes: 0, truncated: 0, batches: 0, discarded: 0, transientErrors: 0, posted: 0, peakPosted: 0, coalesced: 0 })
     t.throws(() => stream.address(), { code: 'ERR_DGRAM_RING_CLOSED' })
     await stream.close()
   })
