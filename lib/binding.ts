@@ -44,7 +44,7 @@ export interface Binding {
   RingSocket: new (
     backend: string,
     options: NativeOptions,
-    onbatch: (buffer: ArrayBuffer, count: number) => void,
+    onbatch: (table: ArrayBuffer, count: number, payloads: ArrayBuffer) => void,
     onerror: (errno: number, syscall: string) => void,
     onwarning: (errno: number, syscall: string) => void,
   ) => NativeRingSocket

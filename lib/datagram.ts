@@ -53,11 +53,15 @@ export interface DatagramObject extends DatagramFields {
 
 /**
  * One batch of datagrams as the native ring delivered it. Every payload of the
- * batch shares one memory slab: a `data` Buffer you keep alive keeps the whole
- * batch's slab alive, so copy (`Buffer.from(d.data)`) what you keep for long.
+ * batch lies in one block of memory, usually the very memory the kernel
+ * received it into (Linux): a `data` Buffer you keep alive keeps that block
+ * alive (up to 4 MiB), so copy (`Buffer.from(d.data)`) what you keep for long.
  */
 export class DatagramBatch implements Iterable<Datagram> {
-  /** The batch's memory: the table, then the payloads. */
+  /**
+   * The memory the batch's payloads lie in: each datagram's `data` is a view
+   * of it. (Where the payloads were copied, the batch's table comes first.)
+   */
   readonly buffer: ArrayBuffer
   /** Number of datagrams in the batch. */
   readonly length: number
@@ -70,21 +74,27 @@ export class DatagramBatch implements Iterable<Datagram> {
   readonly receivedAt: number
   /** @internal the table, one row of `binding.table.stride` words a datagram */
   readonly table: Uint32Array
-  /** @internal byte view of `buffer`, for addresses */
+  /** @internal byte view of `buffer`: the payloads at the table's offsets */
   readonly bytes: Uint8Array
+  /** @internal byte view of the table's memory, for addresses */
+  readonly tableBytes: Uint8Array
 
-  /** @internal batches are made by the socket */
-  constructor(buffer: ArrayBuffer, count: number) {
-    // Every payload of the batch is a view of this one slab: transferring it
+  /**
+   * @internal batches are made by the socket: `table` holds the table (and,
+   * when `payloads` is `table`, the payloads after it)
+   */
+  constructor(table: ArrayBuffer, count: number, payloads: ArrayBuffer = table) {
+    // Every payload of the batch is a view of this one block: transferring it
     // (postMessage(d.data, [d.data.buffer])) would empty every other datagram.
     // Marked as Node marks its Buffer pool: a transfer copies instead (or, in
     // newer Node, throws a DataCloneError).
-    markAsUntransferable(buffer)
-    this.buffer = buffer
+    markAsUntransferable(payloads)
+    this.buffer = payloads
     this.length = count
     this.receivedAt = Date.now()
-    this.table = new Uint32Array(buffer, 0, count * T.stride)
-    this.bytes = new Uint8Array(buffer)
+    this.table = new Uint32Array(table, 0, count * T.stride)
+    this.bytes = new Uint8Array(payloads)
+    this.tableBytes = payloads === table ? this.bytes : new Uint8Array(table)
   }
 
   /** The datagram at `index`, an integer with 0 ≤ index < length; undefined for any other index. */
@@ -259,7 +269,7 @@ function formatAddress(batch: DatagramBatch, word: number, ipv6: boolean): strin
     const key = table[word]
     let text = v4Cache.get(key)
     if (text === undefined) {
-      const b = batch.bytes
+      const b = batch.tableBytes
       const at = word * 4
       text = `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`
       if (v4Cache.size >= CACHE_LIMIT) v4Cache.clear()
@@ -273,7 +283,7 @@ function formatAddress(batch: DatagramBatch, word: number, ipv6: boolean): strin
   const key = `${w0},${w1},${w2},${w3}`
   let text = v6Cache.get(key)
   if (text === undefined) {
-    text = formatIPv6(batch.bytes, word * 4)
+    text = formatIPv6(batch.tableBytes, word * 4)
     if (v6Cache.size >= CACHE_LIMIT) v6Cache.clear()
     v6Cache.set(key, text)
   }

@@ -324,7 +324,7 @@ export class RingSocket {
       this.#handle = new binding.RingSocket(
         resolved.backend,
         native,
-        (buffer, count) => onBatch(new DatagramBatch(buffer, count)),
+        (table, count, payloads) => onBatch(new DatagramBatch(table, count, payloads)),
         (errno, syscall) => onError(systemError(errno, syscall)),
         (errno, syscall) => onWarning(systemError(errno, syscall)),
       )

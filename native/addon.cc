@@ -21,6 +21,7 @@
 #include "batch.h"
 #include "faults.h"
 #include "ring.h"
+#include "slab.h"
 
 namespace dgram_ring {
 
@@ -69,7 +70,7 @@ class Ring final : public Sink {
   bool Open(const std::string& backend_name, const Options& options);
 
   uint32_t Credits() const override { return credits_; }
-  void Deliver(const Completion* items, size_t count) override;
+  void Deliver(const Completion* items, size_t count, Slab* slab) override;
   void Fail(SysError error) override;
   void Warn(SysError error) override;
   // Any thread.
@@ -98,7 +99,8 @@ class Ring final : public Sink {
  private:
   enum class State { kOpen, kClosing, kClosed };
 
-  bool Cross(const Completion* items, size_t count, size_t bytes);
+  bool Cross(const Completion* items, size_t count, size_t bytes, Slab* slab);
+  bool MakeBatchMemory(const Completion* items, size_t count, size_t bytes, Slab* slab, napi_value args[3]);
   bool CrossingFailed(size_t count, const char* call);
   void Report(const char* listener, SysError error);
   void Closed();
@@ -144,7 +146,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
                        });
   }
 
-  // new RingSocket(backend, options, onbatch(buffer, count),
+  // new RingSocket(backend, options, onbatch(table, count, payloads),
   //                onerror(errno, syscall), onwarning(errno, syscall))
   explicit RingSocket(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<RingSocket>(info), context_(info.Env(), "DgramRing") {
@@ -357,13 +359,13 @@ bool Ring::Open(const std::string& backend_name, const Options& options) {
   return true;
 }
 
-void Ring::Deliver(const Completion* items, size_t count) {
+void Ring::Deliver(const Completion* items, size_t count, Slab* slab) {
   credits_ = count >= credits_ ? 0 : credits_ - static_cast<uint32_t>(count);
   size_t start = 0;
   while (start < count) {
     size_t bytes = 0;
     size_t end = start + ItemsInCrossing(items + start, count - start, &bytes);
-    if (!Cross(items + start, end - start, bytes)) {
+    if (!Cross(items + start, end - start, bytes, slab)) {
       counters_.discarded += count - end;  // the ring failed: the rest cannot reach JS either
       break;
     }
@@ -372,13 +374,13 @@ void Ring::Deliver(const Completion* items, size_t count) {
   UpdateHold();
 }
 
-// Hands `count` datagrams to JS in one ArrayBuffer of `bytes` (as
-// ItemsInCrossing measured it): the table, then every payload, copied once. Counts them as received once the JS callback was
-// called (an exception it throws becomes an uncaught exception: the batch did
-// reach JS), or as discarded if they cannot reach JS: the JS object is gone,
-// or an N-API call failed, which fails the ring (never leaving an exception
-// pending). Returns false in that last case.
-bool Ring::Cross(const Completion* items, size_t count, size_t bytes) {
+// Hands `count` datagrams to JS in one crossing of `bytes` (as
+// ItemsInCrossing measured it): onbatch(table, count, payloads). Counts them
+// as received once the JS callback was called (an exception it throws becomes
+// an uncaught exception: the batch did reach JS), or as discarded if they
+// cannot reach JS: the JS object is gone, or an N-API call failed, which fails
+// the ring (never leaving an exception pending). Returns false in that last case.
+bool Ring::Cross(const Completion* items, size_t count, size_t bytes, Slab* slab) {
   if (owner_ == nullptr) {  // nothing left to deliver to (collected, or teardown)
     counters_.discarded += count;
     return true;
@@ -388,27 +390,67 @@ bool Ring::Cross(const Completion* items, size_t count, size_t bytes) {
     if (items[i].flags & kTruncated) truncated++;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env_, &scope) != napi_ok) return CrossingFailed(count, "napi_open_handle_scope");
-  // napi_create_buffer (node::Buffer::New) leaves the memory uninitialized;
-  // napi_create_arraybuffer zero-fills it first, only for us to overwrite it.
-  void* memory = nullptr;
-  napi_value args[2];
-  napi_value buffer;
+  napi_value args[3];
   int injected = 0;
-  bool made = !Fault(FaultSite::kBuffer, &injected) &&
-              napi_create_buffer(env_, bytes, &memory, &buffer) == napi_ok &&
-              napi_get_typedarray_info(env_, buffer, nullptr, nullptr, nullptr, &args[0], nullptr) == napi_ok &&
-              napi_create_uint32(env_, static_cast<uint32_t>(count), &args[1]) == napi_ok;
-  if (!made) {
+  if (Fault(FaultSite::kBuffer, &injected) || !MakeBatchMemory(items, count, bytes, slab, args)) {
     napi_close_handle_scope(env_, scope);
     return CrossingFailed(count, "napi_create_buffer");
   }
-  WriteBatch(items, count, static_cast<uint8_t*>(memory));
   counters_.received += count;
   counters_.bytes += bytes - count * kTableStride * sizeof(uint32_t);
   counters_.truncated += truncated;
   counters_.batches++;
-  owner_->EmitProperty("onbatch", 2, args);
+  owner_->EmitProperty("onbatch", 3, args);
   napi_close_handle_scope(env_, scope);
+  return true;
+}
+
+namespace {
+
+// A lent slab's reference, dropped when the ArrayBuffer that viewed it is collected.
+void ReleaseLentSlab(napi_env /*env*/, void* /*data*/, void* slab) { static_cast<Slab*>(slab)->Release(); }
+
+}  // namespace
+
+// The batch's memory as onbatch's arguments: args[0] the table (an
+// ArrayBuffer), args[1] the count, args[2] the payloads' ArrayBuffer. The
+// payloads stay where the kernel wrote them when they lie in a slab and fill
+// at least half of the range lent (a lent range pins its whole slab: sparse
+// payloads, 200 bytes in 64 KiB buffers, are cheaper copied); else they are
+// copied after the table, and args[2] is args[0].
+bool Ring::MakeBatchMemory(const Completion* items, size_t count, size_t bytes, Slab* slab, napi_value args[3]) {
+  size_t table_bytes = count * kTableStride * sizeof(uint32_t);
+  size_t payload_bytes = bytes - table_bytes;
+  size_t range = 0;
+  const uint8_t* lent = slab != nullptr ? PayloadRange(items, count, &range) : nullptr;
+  if (lent != nullptr && payload_bytes * 2 >= range) {
+    slab->Retain();
+    // Fails where the engine allows no external memory (a V8 sandbox): copy then.
+    if (napi_create_external_arraybuffer(env_, const_cast<uint8_t*>(lent), range, ReleaseLentSlab, slab, &args[2]) ==
+        napi_ok) {
+      bytes = table_bytes;
+    } else {
+      TakePendingException(env_);
+      slab->Release();
+      lent = nullptr;
+    }
+  } else {
+    lent = nullptr;
+  }
+  // napi_create_buffer (node::Buffer::New) leaves the memory uninitialized;
+  // napi_create_arraybuffer zero-fills it first, only for us to overwrite it.
+  void* memory = nullptr;
+  napi_value buffer;
+  if (napi_create_buffer(env_, bytes, &memory, &buffer) != napi_ok ||
+      napi_get_typedarray_info(env_, buffer, nullptr, nullptr, nullptr, &args[0], nullptr) != napi_ok ||
+      napi_create_uint32(env_, static_cast<uint32_t>(count), &args[1]) != napi_ok)
+    return false;
+  if (lent != nullptr) {
+    WriteTable(items, count, lent, static_cast<uint32_t*>(memory));
+  } else {
+    WriteBatch(items, count, static_cast<uint8_t*>(memory));
+    args[2] = args[0];
+  }
   return true;
 }
 

@@ -458,7 +458,7 @@ class IocpBackend final : public Backend {
     if (consumed == 0) return;
     posted_ -= consumed;
     handing_ = consumed;
-    if (count > 0) sink_->Deliver(batch_.data(), count);
+    if (count > 0) sink_->Deliver(batch_.data(), count, nullptr);
     head_ = Index(consumed);
     handing_ = 0;
   }
@@ -564,7 +564,7 @@ class IocpBackend final : public Backend {
         queue_datagrams_ = 0;  // WSAEWOULDBLOCK: the queue is empty; anything else: it cannot be read
       }
     }
-    if (count > 0) sink_->Deliver(batch_.data(), count);  // nothing is posted: no one else touches the slots
+    if (count > 0) sink_->Deliver(batch_.data(), count, nullptr);  // nothing is posted: no one else touches the slots
     return queue_datagrams_ > 0 && queue_bytes_ > 0;
   }
 

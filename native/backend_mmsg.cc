@@ -22,6 +22,12 @@
 // counted as discarded (kDiscard: at once), and the socket is closed. No
 // buffer is with the kernel between receive calls: nothing to cancel.
 //
+// Payload memory (slab.h): before each receive call the slots it offers are
+// pointed at the next unused part of the current slab, in order; a filled
+// slot holds a reference to its slab until it is delivered or discarded, so
+// a batch whose slots share a slab can be lent to JS as it is: the kernel's
+// copy is the only one. Control data stays in the ring's own memory.
+//
 // Coalescing (Options::coalesce, UDP_GRO): each slot is a 64 KiB buffer that
 // may hold several datagrams of one flow; a slot is split (coalesce.h) when it
 // is handed to JS or counted as discarded, so everything JS and the counters
@@ -55,6 +61,7 @@
 #include "faults.h"
 #include "posix_socket.h"
 #include "ring.h"
+#include "slab.h"
 #include "sockaddr.h"
 
 namespace dgram_ring {
@@ -68,6 +75,11 @@ constexpr int kMaxReadsPerEvent = 16;
 // Messages one recvmmsg takes at most (the kernel's UIO_MAXIOV): asking for
 // more only makes the call prepare headers the kernel never fills.
 constexpr uint32_t kMaxMessagesPerCall = 1024;
+
+// A slab's size at most (slab.h; at least one slot), and the idle slabs the
+// pool keeps for reuse.
+constexpr size_t kMaxSlabBytes = size_t{4} << 20;
+constexpr size_t kIdleSlabBytes = size_t{16} << 20;
 
 // Errors that describe one earlier packet (ICMP reported on the socket), not
 // the socket: the ring goes on.
@@ -89,7 +101,9 @@ class MmsgBackend final : public Backend {
     // stopped what it had started) or Close finished.
     if (fd_ >= 0) ::close(fd_);
     if (event_fd_ >= 0) ::close(event_fd_);
-    free(buffers_);
+    ReleaseSlots(0, static_cast<uint32_t>(slot_slabs_.size()));  // a failed ring's filled slots (none if Open failed early)
+    if (slab_ != nullptr) slab_->Release();
+    free(controls_);
   }
 
   const char* Name() const override { return kName; }
@@ -239,9 +253,14 @@ class MmsgBackend final : public Backend {
 
   SysError AllocateRing() {
     control_size_ = ControlBufferSize();
-    size_t slot_bytes = static_cast<size_t>(slot_capacity_) + control_size_;
-    buffers_ = static_cast<uint8_t*>(malloc(slot_bytes * ring_size_));
-    if (buffers_ == nullptr) return SysError{-ENOMEM, "malloc"};
+    controls_ = static_cast<uint8_t*>(malloc(control_size_ * ring_size_));
+    if (controls_ == nullptr) return SysError{-ENOMEM, "malloc"};
+    // A slab serves a full receive call (up to kMaxSlabBytes), and the pool
+    // keeps what a consumer's garbage returns, up to kIdleSlabBytes.
+    size_t slots = std::max<size_t>(1, std::min<size_t>({ring_size_, kMaxMessagesPerCall, kMaxSlabBytes / slot_capacity_}));
+    size_t slab_bytes = slots * slot_capacity_;
+    pool_ = SlabPool::Create(slab_bytes, std::max<size_t>(2, kIdleSlabBytes / slab_bytes));
+    slot_slabs_.assign(ring_size_, nullptr);
     names_.resize(ring_size_);
     iovecs_.resize(ring_size_);
     completions_.resize(ring_size_);
@@ -253,7 +272,7 @@ class MmsgBackend final : public Backend {
     messages_.resize(ring_size_);
 #endif
     for (uint32_t i = 0; i < ring_size_; i++) {
-      iovecs_[i].iov_base = buffers_ + i * slot_bytes;
+      iovecs_[i].iov_base = nullptr;  // PrepareSlots points it at a slab before each call
       iovecs_[i].iov_len = slot_capacity_;
 #ifdef __linux__
       PrepareHeader(&messages_[i].msg_hdr, i);  // once: a call resets only what the kernel writes back
@@ -262,7 +281,61 @@ class MmsgBackend final : public Backend {
     return SysError{};
   }
 
-  uint8_t* Control(uint32_t slot) const { return static_cast<uint8_t*>(iovecs_[slot].iov_base) + slot_capacity_; }
+  uint8_t* Control(uint32_t slot) const { return controls_ + slot * control_size_; }
+
+  // Points up to `want` slots from `first` on (wrapping) at unused memory of
+  // the current slab, taking a new one when it is used up. Returns how many
+  // (fewer at a slab's end; 0 when memory is short). The thread that receives.
+  uint32_t PrepareSlots(uint32_t first, uint32_t want) {
+    size_t left = slab_ != nullptr ? (slab_->size() - slab_used_) / slot_capacity_ : 0;
+    if (left == 0) {
+      if (slab_ != nullptr) slab_->Release();
+      slab_ = pool_->Take();
+      slab_used_ = 0;
+      if (slab_ == nullptr) return 0;
+      left = slab_->size() / slot_capacity_;
+    }
+    uint32_t count = static_cast<uint32_t>(std::min<size_t>(want, left));
+    for (uint32_t i = 0; i < count; i++)
+      iovecs_[(first + i) % ring_size_].iov_base = slab_->data() + slab_used_ + static_cast<size_t>(i) * slot_capacity_;
+    return count;
+  }
+
+  // A receive filled `count` prepared slots from `first` on: each holds a
+  // reference to the slab, and that memory is used. The thread that receives.
+  void TakeSlots(uint32_t first, uint32_t count) {
+    for (uint32_t i = 0; i < count; i++) slot_slabs_[(first + i) % ring_size_] = slab_;
+    slab_->Retain(count);
+    slab_used_ += static_cast<size_t>(count) * slot_capacity_;
+  }
+
+  // The slab all `count` slots from `first` on hold, or nullptr if they span
+  // two. Loop thread.
+  Slab* CommonSlab(uint32_t first, uint32_t count) const {
+    Slab* slab = slot_slabs_[first];
+    for (uint32_t i = 1; i < count; i++)
+      if (slot_slabs_[(first + i) % ring_size_] != slab) return nullptr;
+    return slab;
+  }
+
+  // Drops the slab references of `count` slots from `first` on (delivered or
+  // discarded; any that hold none are skipped), one release a run of slots of
+  // the same slab. Loop thread, or whoever owns the ring while it closes.
+  void ReleaseSlots(uint32_t first, uint32_t count) {
+    Slab* run = nullptr;
+    uint32_t length = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      Slab*& held = slot_slabs_[(first + i) % ring_size_];
+      if (held != run) {
+        if (run != nullptr) run->Release(length);
+        run = held;
+        length = 0;
+      }
+      length++;
+      held = nullptr;
+    }
+    if (run != nullptr) run->Release(length);
+  }
 
   void PrepareHeader(msghdr* header, uint32_t slot) {
     memset(header, 0, sizeof *header);
@@ -286,7 +359,8 @@ class MmsgBackend final : public Backend {
     for (int round = 0; round < kMaxReadsPerEvent; round++) {
       uint32_t want = Posted();
       if (want == 0) break;
-      int count = Receive(want, 0);
+      uint32_t asked = 0;
+      int count = Receive(want, 0, &asked);
       if (count == 0) break;
       if (count < 0 && IsTransientError(-count)) {
         sink_->Warn(SysError{count, kName});
@@ -298,7 +372,7 @@ class MmsgBackend final : public Backend {
       if (closing_) return ContinueClose();  // JS closed the socket from its batch handler
       if (failed_) return;
       // A short read emptied the queue: another call would only say EAGAIN.
-      if (static_cast<uint32_t>(count) < std::min({want, kMaxMessagesPerCall, ring_size_})) break;
+      if (static_cast<uint32_t>(count) < asked) break;
     }
     OnCredits();  // credits may have run out: stop polling until JS grants more
   }
@@ -421,6 +495,7 @@ class MmsgBackend final : public Backend {
   // Loop thread: Deliver for `count` completed slots from `first` on.
   // Delivery may re-enter Close: it then waits for this to return.
   void DeliverSlots(uint32_t first, uint32_t count) {
+    Slab* slab = CommonSlab(first, count);
     const Completion* items = &completions_[first];
     size_t datagrams = count;
     if (coalesce_) {
@@ -431,8 +506,9 @@ class MmsgBackend final : public Backend {
       items = batch_.data();
     }
     delivering_ = true;
-    sink_->Deliver(items, datagrams);
+    sink_->Deliver(items, datagrams, slab);
     delivering_ = false;
+    ReleaseSlots(first, count);
   }
 
   // Loop thread: the datagrams of `count` slots from `first` on, in order,
@@ -496,11 +572,14 @@ class MmsgBackend final : public Backend {
   void Finish() {
     if (finishing_) return;
     finishing_ = true;
-    discarded_ += Datagrams(head_, filled_.exchange(0));
+    uint32_t filled = filled_.exchange(0);
+    discarded_ += Datagrams(head_, filled);
+    ReleaseSlots(head_, filled);
     while (closing_budget_ > 0) {
       int count = Receive(ClosingBatch(), 0);
       if (count <= 0) break;
       discarded_ += Datagrams(0, static_cast<uint32_t>(count));
+      ReleaseSlots(0, static_cast<uint32_t>(count));
       closing_budget_ -= count;
     }
     KernelDrops();  // the last reading: from here on no datagram is ours
@@ -516,14 +595,22 @@ class MmsgBackend final : public Backend {
   }
 
   // Fills completions_ for the slots from `first` on (up to the ring's end on
-  // Linux, wrapping elsewhere; at most kMaxMessagesPerCall) and returns how
-  // many, 0 when nothing is queued, or a negative errno for an error that is
-  // not about one earlier packet.
-  int Receive(uint32_t want, uint32_t first) {
+  // Linux, wrapping elsewhere; at most kMaxMessagesPerCall, and what the slab
+  // has left: *asked says how many were offered) and returns how many, 0 when
+  // nothing is queued, or a negative errno for an error that is not about one
+  // earlier packet.
+  int Receive(uint32_t want, uint32_t first, uint32_t* asked = nullptr) {
     want = std::min(want, kMaxMessagesPerCall);
+#ifdef __linux__
+    want = std::min(want, ring_size_ - first);  // the next call goes on from slot 0
+#endif
+    want = PrepareSlots(first, want);
+    if (asked != nullptr) *asked = want;
+    if (want == 0) return -ENOMEM;
     for (;;) {
       int injected = 0;
       int count = Fault(FaultSite::kRecv, &injected) ? -injected : ReceiveBatch(want, first);
+      if (count > 0) TakeSlots(first, static_cast<uint32_t>(count));
       if (count > 0 && coalesce_) {
         uint64_t per_slot = Datagrams(first, static_cast<uint32_t>(count)) / static_cast<uint32_t>(count);
         segments_per_slot_.store(static_cast<uint32_t>(std::max<uint64_t>(per_slot, 1)), std::memory_order_relaxed);
@@ -536,10 +623,9 @@ class MmsgBackend final : public Backend {
   }
 
 #ifdef __linux__
-  // One call for the slots from `first` to the ring's end at most (the next
-  // call goes on from slot 0), over the headers AllocateRing prepared.
+  // One call for `want` slots from `first` on (never past the ring's end),
+  // over the headers AllocateRing prepared.
   int ReceiveBatch(uint32_t want, uint32_t first) {
-    want = std::min(want, ring_size_ - first);
     for (uint32_t slot = first; slot < first + want; slot++) {
       msghdr& header = messages_[slot].msg_hdr;
       header.msg_namelen = sizeof names_[slot];
@@ -620,7 +706,11 @@ class MmsgBackend final : public Backend {
   bool coalesce_ = false;
   uint32_t slot_capacity_ = 0;  // payload bytes a slot: buffer_size_, or a coalescing buffer's
   size_t control_size_ = 0;
-  uint8_t* buffers_ = nullptr;  // ring_size_ slots: payload, then control bytes
+  uint8_t* controls_ = nullptr;  // ring_size_ control buffers of control_size_ bytes
+  std::shared_ptr<SlabPool> pool_;  // payload memory (slabs outlive the backend while JS views them)
+  Slab* slab_ = nullptr;            // the slab receives cut slots from (one reference, ours)
+  size_t slab_used_ = 0;            // bytes of slab_ given to slots so far
+  std::vector<Slab*> slot_slabs_;   // a filled slot's slab (one reference each), else nullptr
   std::vector<sockaddr_storage> names_;
   std::vector<iovec> iovecs_;
 #ifdef __linux__

@@ -37,6 +37,15 @@ size_t ItemsInCrossing(const Completion* items, size_t count, size_t* bytes);
 // ItemsInCrossing gave). Any thread.
 void WriteBatch(const Completion* items, size_t count, uint8_t* memory);
 
+// Writes only the table of `count` items whose payloads stay where they are,
+// in memory JS sees from `base` on: offsets are counted from `base`.
+void WriteTable(const Completion* items, size_t count, const uint8_t* base, uint32_t* table);
+
+// Where the payloads of `count` items lie: the smallest range of memory from
+// the first byte of one to the last byte of another (*size bytes from the
+// returned address). *size is 0 when every item is empty.
+const uint8_t* PayloadRange(const Completion* items, size_t count, size_t* size);
+
 }  // namespace dgram_ring
 
 #endif  // DGRAM_RING_BATCH_H_

@@ -42,6 +42,8 @@ struct uv_loop_s;
 
 namespace dgram_ring {
 
+class Slab;  // slab.h
+
 // What to open. Validated by lib/socket.ts before it gets here.
 struct Options {
   bool ipv6 = false;        // AF_INET6 rather than AF_INET
@@ -130,10 +132,13 @@ class Sink {
   // How many more datagrams JS will take (its latest grant less what has been
   // delivered since). A backend posts at most this many buffers.
   virtual uint32_t Credits() const = 0;
-  // Hands a batch to JS: one crossing for all `count` items, payloads copied
-  // into one slab. May re-enter the backend (OnCredits, Close) before it
-  // returns. Never called with count == 0.
-  virtual void Deliver(const Completion* items, size_t count) = 0;
+  // Hands a batch to JS: one crossing for all `count` items. If `slab` is not
+  // null, every payload lies in it (the backend received into it: slab.h)
+  // and the binding may lend that memory to JS, taking a reference, instead
+  // of copying the payloads into one buffer; the backend never writes those
+  // bytes again either way. May re-enter the backend (OnCredits, Close)
+  // before it returns. Never called with count == 0.
+  virtual void Deliver(const Completion* items, size_t count, Slab* slab) = 0;
   // The ring cannot go on (a receive failed with an error that describes the
   // socket). The socket stays open until JS closes it; the backend posts
   // nothing more.
