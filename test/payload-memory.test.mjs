@@ -1,0 +1,74 @@
+// Where payloads live: on Linux the kernel receives into slabs that a batch
+// lends to JavaScript as they are (one copy: the kernel's), unless its
+// payloads are too sparse for their buffers; a payload kept alive is never
+// overwritten, however many batches come after it.
+import t from 'tap'
+import path from 'node:path'
+import v8 from 'node:v8'
+import vm from 'node:vm'
+import { createRequire } from 'node:module'
+import { backends, client, listenFor, root, sendAll, sleep } from './lib/helpers.mjs'
+
+const linux = process.platform === 'linux'
+const stride = 4 * createRequire(import.meta.url)(path.join(root, 'dist', 'binding.js')).binding.table.stride
+v8.setFlagsFromString('--expose-gc')
+const gc = vm.runInNewContext('gc')
+
+const payload = (i, size) => {
+  const b = Buffer.alloc(size)
+  b.writeUInt32BE(i, 0)
+  for (let j = 4; j < size; j++) b[j] = (i * 7 + j) & 0xff
+  return b
+}
+
+/** The first batch that holds at least one datagram, and its datagrams' data. */
+async function firstBatch(stream) {
+  for await (const batch of stream.batches()) return batch
+}
+
+for (const backend of linux ? backends.filter((b) => b !== 'iocp') : []) {
+  t.test(`${backend}: dense payloads are lent in place: data starts at the batch memory's first byte`, async (t) => {
+    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 512 })
+    await sendAll(client(t), Array.from({ length: 20 }, (_, i) => payload(i, 512)), stream.address().port, '127.0.0.1')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const batch = await firstBatch(stream)
+    const first = batch.at(0)
+    t.equal(first.data.byteOffset, 0, 'no table before the payloads: the memory the kernel wrote')
+    t.ok(first.data.equals(payload(0, 512)))
+  })
+
+  t.test(`${backend}: sparse payloads (100 bytes in 65535-byte buffers) are copied after the table`, async (t) => {
+    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 65535 })
+    await sendAll(client(t), Array.from({ length: 20 }, (_, i) => payload(i, 100)), stream.address().port, '127.0.0.1')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const batch = await firstBatch(stream)
+    t.equal(batch.at(0).data.byteOffset, batch.length * stride, 'the payloads follow the table')
+    t.ok(batch.at(0).data.equals(payload(0, 100)))
+  })
+
+  t.test(`${backend}: payloads kept alive stay intact while 40 000 more datagrams pass through the same slabs`, async (t) => {
+    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 256, ringSize: 64, recvBufferSize: 4 << 20 })
+    const sender = client(t)
+    const { port } = stream.address()
+    const kept = []
+    let seen = 0
+    const reading = (async () => {
+      for await (const batch of stream.batches()) {
+        for (const d of batch) {
+          if (seen % 1000 === 0) kept.push(d.data) // a view, not a copy
+          if (++seen % 5000 === 0) gc()
+        }
+      }
+    })()
+    for (let i = 0; i < 40_000; i += 100) {
+      await sendAll(sender, Array.from({ length: 100 }, (_, k) => payload(i + k, 256)), port, '127.0.0.1')
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await sleep(200)
+    await stream.close()
+    await reading
+    t.ok(seen > 20_000, `${seen} datagrams went through`)
+    const damaged = kept.filter((data) => !data.equals(payload(data.readUInt32BE(0), 256)))
+    t.equal(damaged.length, 0, `every one of ${kept.length} kept payloads as it arrived`)
+  })
+}
