@@ -1,5 +1,7 @@
 // One native→JS crossing carries at most 64 MiB: a larger batch is split, so
-// no ArrayBuffer nears an engine's limit and no payload offset can wrap.
+// no ArrayBuffer nears an engine's limit and no payload offset can wrap. A
+// receive call takes at most one slab (4 MiB), so only a batch of several
+// calls can be that large: the receive thread's, filled while JS is busy.
 import t from 'tap'
 import { backends, client, ring, sendAll, sleep } from './lib/helpers.mjs'
 
@@ -17,7 +19,7 @@ for (const backend of backends) {
     let resolveAll
     const all = new Promise((resolve) => (resolveAll = resolve))
     const socket = new ring.RingSocket(
-      { address: '127.0.0.1', backend, ringSize: 2048, bufferSize: 65535, recvBufferSize: 512 * 1024 * 1024 },
+      { address: '127.0.0.1', backend, ringSize: 2048, bufferSize: 65535, recvBufferSize: 512 * 1024 * 1024, thread: true },
       (batch) => {
         sizes.push(batch.buffer.byteLength)
         for (const d of batch) {
@@ -37,7 +39,9 @@ for (const backend of backends) {
     })
     await sendAll(client(t), payloads, socket.address().port, '127.0.0.1')
     await sleep(100)
-    socket.grant(COUNT) // all queued: they come in as few receive calls as the backend makes
+    socket.grant(COUNT) // all queued: the receive thread fills the ring while this thread is busy
+    const busyUntil = Date.now() + 1000
+    while (Date.now() < busyUntil);
     const timer = setTimeout(resolveAll, 20_000)
     await all
     clearTimeout(timer)
