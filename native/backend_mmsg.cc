@@ -59,17 +59,6 @@ constexpr int kMaxReadsPerEvent = 16;
 // more only makes the call prepare headers the kernel never fills.
 constexpr uint32_t kMaxMessagesPerCall = 1024;
 
-// Errors that describe one earlier packet (ICMP reported on the socket), not
-// the socket: the ring goes on.
-bool IsPerPacketError(int err) {
-  return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN ||
-         err == ENETDOWN || err == ENETRESET;
-}
-
-// Errors that describe the moment (memory is short), not the socket: counted
-// and reported, and the next readable event tries again.
-bool IsTransientError(int err) { return err == ENOMEM || err == ENOBUFS; }
-
 class MmsgBackend final : public Backend {
  public:
   MmsgBackend(Sink* sink, uv_loop_t* loop) : sink_(sink), loop_(loop) {}

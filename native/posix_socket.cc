@@ -90,4 +90,11 @@ bool ReadKernelDrops(int fd, uint32_t* drops) {
   return false;
 }
 
+bool IsPerPacketError(int err) {
+  return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN ||
+         err == ENETDOWN || err == ENETRESET;
+}
+
+bool IsTransientError(int err) { return err == ENOMEM || err == ENOBUFS; }
+
 }  // namespace dgram_ring

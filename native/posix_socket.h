@@ -25,6 +25,14 @@ bool StopArrivals(int fd);
 // see DropCounter). False where the OS keeps none.
 bool ReadKernelDrops(int fd, uint32_t* drops);
 
+// Receive errors that describe one earlier packet (ICMP reported on the
+// socket), not the socket: the ring goes on.
+bool IsPerPacketError(int err);
+
+// Receive errors that describe the moment (memory is short), not the socket:
+// counted and reported (Sink::Warn), and the ring tries again.
+bool IsTransientError(int err);
+
 }  // namespace dgram_ring
 
 #endif  // DGRAM_RING_POSIX_SOCKET_H_
