@@ -239,8 +239,9 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
   const bufferSize = integer(options, 'bufferSize', 1, 65535, 2048)
   const highWaterMark = integer(options, 'highWaterMark', 1, 2 ** 31 - 1, ringSize)
   const recvBufferSize = integer(options, 'recvBufferSize', 1, 2 ** 31 - 1, 0)
-  const fromEnvironment = options.backend === undefined && process.env.DGRAM_RING_BACKEND !== undefined
-  const backend = options.backend ?? process.env.DGRAM_RING_BACKEND ?? 'auto'
+  const environment = process.env.DGRAM_RING_BACKEND || undefined // set but empty is unset
+  const fromEnvironment = options.backend === undefined && environment !== undefined
+  const backend = options.backend ?? environment ?? 'auto'
   if (typeof backend !== 'string') throw invalidArgType('backend', 'of type string', backend)
   if (!KNOWN_BACKENDS.includes(backend)) {
     const where = fromEnvironment ? ' (from the environment variable DGRAM_RING_BACKEND)' : ''
