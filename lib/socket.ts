@@ -71,8 +71,8 @@ export interface ListenOptions {
    * A receive thread keeps the ring filled while JavaScript runs (a garbage
    * collection, a slow callback), as Windows' posted receives do, instead of
    * the event loop reading the socket when it gets to it. The `recvmmsg` and
-   * `recvmsg` backends; ignored by `io_uring` (the kernel fills its buffers
-   * while JavaScript runs, no thread needed) and on Windows, where receives
+   * `recvmsg` backends; ignored by `io_uring` (the kernel fills its provided
+   * buffers itself, with no thread of ours) and on Windows, where receives
    * are always posted. Default `false`.
    */
   thread?: boolean

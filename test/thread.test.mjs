@@ -6,10 +6,10 @@
 import t from 'tap'
 import { backends, blast, listenFor } from './lib/helpers.mjs'
 
-// Not io_uring, which ignores `thread`: its receives run as task work of the
-// loop thread, and a 6.18 kernel runs that when the thread enters the kernel,
-// not while JavaScript keeps it busy (measured: hundreds lost where the thread
-// loses none).
+// Not io_uring, which ignores `thread`: the kernel receives into its buffers
+// on behalf of the loop thread, and on Linux 6.18 it fell behind while
+// JavaScript kept that thread busy (measured: hundreds lost in this test
+// where the thread loses none).
 const posix = backends.filter((b) => b === 'recvmmsg' || b === 'recvmsg')
 
 function stallEvery(ms, stall) {
