@@ -391,27 +391,33 @@ class UringBackend final : public Backend {
   }
 
   // Hands the oldest `limit` held completions to JS as one batch, then frees
-  // their buffers. Delivery may re-enter Close: the buffers stay untouched
-  // until it returns.
+  // their buffers. They stop counting as held before Deliver (their credits
+  // are used then: a grant made inside it must not see them twice). Delivery
+  // may re-enter OnCredits and Close, never Hold: the buffers and their
+  // completions stay untouched until it returns.
   void DeliverHeld(uint32_t limit) {
     uint32_t count = std::min(held_, limit);
     if (count == 0) return;
-    const Completion* items = &completions_[head_];
-    if (head_ + count > count_) {  // wraps: one batch all the same
-      for (uint32_t i = 0; i < count; i++) batch_[i] = completions_[(head_ + i) % count_];
+    uint32_t first = head_;
+    const Completion* items = &completions_[first];
+    if (first + count > count_) {  // wraps: one batch all the same
+      for (uint32_t i = 0; i < count; i++) batch_[i] = completions_[(first + i) % count_];
       items = batch_.data();
     }
+    head_ = (head_ + count) % count_;
+    held_ -= count;
     delivering_ = true;
     sink_->Deliver(items, count);
     delivering_ = false;
-    Release(count);
+    for (uint32_t i = 0; i < count; i++) free_.push_back(held_ids_[(first + i) % count_]);
   }
 
-  // Frees the oldest `count` held buffers.
-  void Release(uint32_t count) {
-    for (uint32_t i = 0; i < count; i++) free_.push_back(held_ids_[(head_ + i) % count_]);
-    head_ = (head_ + count) % count_;
-    held_ -= count;
+  // Discards every held completion, counted, and frees its buffer.
+  void DiscardHeld() {
+    discarded_ += held_;
+    for (uint32_t i = 0; i < held_; i++) free_.push_back(held_ids_[(head_ + i) % count_]);
+    head_ = (head_ + held_) % count_;
+    held_ = 0;
   }
 
   // ---- Closing ------------------------------------------------------------
@@ -441,8 +447,7 @@ class UringBackend final : public Backend {
       if (mode_ == CloseMode::kDrain) return sink_->Wake();  // the next batch on the next wake-up
     }
     if (mode_ == CloseMode::kDiscard) {
-      discarded_ += held_;
-      Release(held_);
+      DiscardHeld();
       if (!armed_) return Finish();
     }
     StartPoll();  // the multishot's last completion is still to come: the eventfd says when
@@ -483,8 +488,7 @@ class UringBackend final : public Backend {
     finishing_ = true;
     TakeBackAll();
     do {
-      discarded_ += held_;
-      Release(held_);
+      DiscardHeld();
       ReadQueued(count_);
     } while (held_ > 0);
     KernelDrops();  // the last reading: from here on no datagram is ours
