@@ -217,9 +217,9 @@ fi
 # second time with the receive thread forced on (DGRAM_RING_THREAD=1: its
 # start, join and teardown), and a third time against io_uring (its
 # cancellation, the last completion reaped before any buffer is freed), with
-# uring.test.mjs.
+# faults.test.mjs (a batch that cannot reach JS) and uring.test.mjs.
 THREAD_TESTS=${ASAN_THREAD_TESTS-test/lifetime.test.mjs test/accounting.test.mjs}
-URING_TESTS=${ASAN_URING_TESTS-test/lifetime.test.mjs test/accounting.test.mjs test/uring.test.mjs}
+URING_TESTS=${ASAN_URING_TESTS-test/lifetime.test.mjs test/accounting.test.mjs test/faults.test.mjs test/uring.test.mjs}
 uring_reason=$(env "${ASAN_ENV[@]}" ROOT_DIR="$ROOT" node -e '
   const { binding } = require(process.env.ROOT_DIR + "/dist/binding.js")
   console.log(binding.backendUnavailable("io_uring") ?? "")' || echo "the addon did not load")
