@@ -41,7 +41,6 @@
 #endif
 
 #include "cmsg.h"
-#include "drop_counter.h"
 #include "faults.h"
 #include "posix_socket.h"
 #include "ring.h"
@@ -95,11 +94,7 @@ class MmsgBackend final : public Backend {
   }
 
   SysError LocalAddress(uint8_t addr[16], int* family, uint16_t* port) const override {
-    sockaddr_storage name;
-    socklen_t length = sizeof name;
-    if (getsockname(fd_, reinterpret_cast<sockaddr*>(&name), &length) < 0) return SysError{-errno, "getsockname"};
-    if (!ReadSockaddr(name, length, addr, family, port)) return SysError{-EAFNOSUPPORT, "getsockname"};
-    return SysError{};
+    return SocketLocalAddress(fd_, addr, family, port);
   }
 
   void OnCredits() override {
@@ -145,11 +140,7 @@ class MmsgBackend final : public Backend {
     return stats;
   }
 
-  int ReceiveBufferSize() const override {
-    int bytes = 0;
-    socklen_t length = sizeof bytes;
-    return getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, &length) == 0 ? bytes : 0;
-  }
+  int ReceiveBufferSize() const override { return SocketReceiveBufferSize(fd_); }
 
   void SetRef(bool keep_alive) override {
     if (poll_ == nullptr) return;
@@ -512,14 +503,7 @@ class MmsgBackend final : public Backend {
 
   // Loop thread. The kernel's drop counter, accumulated in 64 bits; -1 where
   // the OS has none. After the socket is closed, its last reading.
-  int64_t KernelDrops() const {
-    uint32_t reading = 0;
-    if (!fd_closed_ && ReadKernelDrops(fd_, &reading)) {
-      drops_.Update(reading);
-      has_drops_ = true;
-    }
-    return has_drops_ ? static_cast<int64_t>(drops_.Total()) : -1;
-  }
+  int64_t KernelDrops() const { return fd_closed_ ? drops_.Last() : drops_.Read(fd_); }
 
   // Loop thread: the ring cannot go on. The receive thread has stopped (it
   // reported the error) or is stopped here.
@@ -559,8 +543,7 @@ class MmsgBackend final : public Backend {
   int64_t closing_budget_ = INT64_MAX;
   uint32_t peak_posted_ = 0;
   uint64_t discarded_ = 0;
-  mutable DropCounter drops_;
-  mutable bool has_drops_ = false;
+  mutable SocketDrops drops_;
   std::function<void()> done_;
   // Thread mode.
   bool threaded_ = false;

@@ -21,9 +21,9 @@
 //
 // A buffer is always in exactly one place: free (ours), in the buffer ring
 // (the kernel may fill it), completed and not yet reaped (its CQE is in the
-// completion queue), or held (reaped, waiting for JS or inside
-// Sink::Deliver). Only free buffers are given to the kernel; a held one
-// becomes free when Deliver has returned.
+// completion queue), held (reaped, waiting for credits) or being delivered
+// (inside Sink::Deliver). Only free buffers are given to the kernel; a
+// delivered one is free once Deliver has returned, a discarded one at once.
 //
 // Closing (ownership): arrivals are stopped first (posix_socket.h: a filter
 // that drops everything, counted by the kernel) and the multishot is
@@ -53,7 +53,6 @@
 #include <vector>
 
 #include "cmsg.h"
-#include "drop_counter.h"
 #include "posix_socket.h"
 #include "ring.h"
 #include "sockaddr.h"
@@ -122,11 +121,7 @@ class UringBackend final : public Backend {
   }
 
   SysError LocalAddress(uint8_t addr[16], int* family, uint16_t* port) const override {
-    sockaddr_storage name;
-    socklen_t length = sizeof name;
-    if (getsockname(fd_, reinterpret_cast<sockaddr*>(&name), &length) < 0) return SysError{-errno, "getsockname"};
-    if (!ReadSockaddr(name, length, addr, family, port)) return SysError{-EAFNOSUPPORT, "getsockname"};
-    return SysError{};
+    return SocketLocalAddress(fd_, addr, family, port);
   }
 
   void OnCredits() override {
@@ -157,11 +152,7 @@ class UringBackend final : public Backend {
     return stats;
   }
 
-  int ReceiveBufferSize() const override {
-    int bytes = 0;
-    socklen_t length = sizeof bytes;
-    return getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, &length) == 0 ? bytes : 0;
-  }
+  int ReceiveBufferSize() const override { return SocketReceiveBufferSize(fd_); }
 
   void SetRef(bool keep_alive) override {
     if (poll_ == nullptr) return;
@@ -509,14 +500,7 @@ class UringBackend final : public Backend {
 
   // The kernel's drop counter, accumulated in 64 bits; after the socket is
   // closed, its last reading.
-  int64_t KernelDrops() const {
-    uint32_t reading = 0;
-    if (!fd_closed_ && ReadKernelDrops(fd_, &reading)) {
-      drops_.Update(reading);
-      has_drops_ = true;
-    }
-    return has_drops_ ? static_cast<int64_t>(drops_.Total()) : -1;
-  }
+  int64_t KernelDrops() const { return fd_closed_ ? drops_.Last() : drops_.Read(fd_); }
 
   // The ring cannot go on. A multishot still armed is cancelled; Close
   // waits for its end.
@@ -565,8 +549,7 @@ class UringBackend final : public Backend {
   int64_t closing_budget_ = INT64_MAX;
   uint32_t peak_posted_ = 0;
   uint64_t discarded_ = 0;
-  mutable DropCounter drops_;
-  mutable bool has_drops_ = false;
+  mutable SocketDrops drops_;
   std::function<void()> done_;
 };
 
