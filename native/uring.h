@@ -55,8 +55,6 @@ class Uring {
   // io_uring_register(2). Returns 0 or a negative errno.
   int Register(unsigned opcode, const void* arg, unsigned count) const;
 
-  int fd() const { return fd_; }
-
  private:
   int fd_ = -1;
   void* map_ = nullptr;  // the SQ and CQ rings, one mapping (IORING_FEAT_SINGLE_MMAP)
