@@ -1,9 +1,7 @@
 // io_uring backend (Linux 6.0+): one multishot IORING_OP_RECVMSG with
 // IOSQE_BUFFER_SELECT over a provided-buffer ring (uring.h). The kernel fills
-// provided buffers as datagrams arrive: no receive call per batch, and no
-// receive thread (Options::thread is ignored). It does so on behalf of the
-// loop thread (task work), which is why a loop kept busy by JavaScript can
-// still fall behind: on Linux 6.18 it did, where the receive thread did not.
+// provided buffers as datagrams arrive, also while JavaScript runs: no
+// receive call per batch, and no receive thread (Options::thread is ignored).
 //
 // Credits: "posted" is the buffers in the provided-buffer ring, at most
 // min(credits, ring size) less what is completed and not yet delivered. With
