@@ -37,7 +37,7 @@ OBJ=$OUT/build/obj
 LOGS=$OUT/build/logs
 SUPP=$ROOT/scripts/lsan.supp
 TIMEOUT=${ASAN_TEST_TIMEOUT:-300}
-DEFAULT_TESTS="test/receive.test.mjs test/options.test.mjs test/lifetime.test.mjs test/backpressure.test.mjs test/raw.test.mjs test/accounting.test.mjs test/faults.test.mjs test/crossing.test.mjs"
+DEFAULT_TESTS="test/receive.test.mjs test/options.test.mjs test/lifetime.test.mjs test/teardown.test.mjs test/backpressure.test.mjs test/raw.test.mjs test/accounting.test.mjs test/faults.test.mjs test/crossing.test.mjs"
 start=$(date +%s)
 log() { echo "== test:asan [$(($(date +%s) - start))s] $*"; }
 
@@ -118,7 +118,7 @@ for line in "${GYP[@]}"; do
   esac
 done
 ((${#SOURCES[@]})) || { echo "test:asan: binding.gyp lists no sources" >&2; exit 1; }
-# The test double test/lifetime.test.mjs uses (DGRAM_RING_FAULTS, below, names it).
+# The test double test/teardown.test.mjs uses (DGRAM_RING_FAULTS, below, names it).
 SOURCES+=(test/native/backend_sync_close.cc)
 # What node-gyp adds to every addon on Linux (see build/*.target.mk), and the
 # sanitizers. -O1 keeps reports readable and the run fast; frame pointers give
@@ -212,14 +212,14 @@ if ((preflight != 0)); then
   tests=""
 fi
 # Each run forces one backend (DGRAM_RING_BACKEND, which test/lib/helpers.mjs
-# honours): the files above against recvmmsg; the lifetime and accounting
-# tests (closes in the middle of a flood, teardown, workers, collection) a
+# honours): the files above against recvmmsg; the lifetime, teardown and
+# accounting tests (closes in the middle of a flood, exit, workers, collection) a
 # second time with the receive thread forced on (DGRAM_RING_THREAD=1: its
 # start, join and teardown), and a third time against io_uring (its
 # cancellation, the last completion reaped before any buffer is freed), with
 # faults.test.mjs (a batch that cannot reach JS) and uring.test.mjs.
-THREAD_TESTS=${ASAN_THREAD_TESTS-test/lifetime.test.mjs test/accounting.test.mjs}
-URING_TESTS=${ASAN_URING_TESTS-test/lifetime.test.mjs test/accounting.test.mjs test/faults.test.mjs test/uring.test.mjs}
+THREAD_TESTS=${ASAN_THREAD_TESTS-test/lifetime.test.mjs test/teardown.test.mjs test/accounting.test.mjs}
+URING_TESTS=${ASAN_URING_TESTS-test/lifetime.test.mjs test/teardown.test.mjs test/accounting.test.mjs test/faults.test.mjs test/uring.test.mjs}
 uring_reason=$(env "${ASAN_ENV[@]}" ROOT_DIR="$ROOT" node -e '
   const { binding } = require(process.env.ROOT_DIR + "/dist/binding.js")
   console.log(binding.backendUnavailable("io_uring") ?? "")' || echo "the addon did not load")

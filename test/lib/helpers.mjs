@@ -41,6 +41,25 @@ export function blast({ port, size = 64, seconds = 1, rate = 0, batch = 64, gso 
   })
 }
 
+/** Sends to 127.0.0.1:port from node:dgram until the function it returns is called (bounded: at most `ms`). */
+export function flood(port, ms = 20_000) {
+  const socket = dgram.createSocket('udp4')
+  const payload = Buffer.alloc(300, 7)
+  let running = true
+  const deadline = Date.now() + ms
+  const done = (async () => {
+    while (running && Date.now() < deadline) {
+      for (let i = 0; i < 64; i++) socket.send(payload, port, '127.0.0.1')
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  })()
+  return async () => {
+    running = false
+    await done
+    await new Promise((resolve) => socket.close(resolve))
+  }
+}
+
 /** A stream that is closed when the test ends, whatever happens. */
 export async function listenFor(t, options) {
   const stream = await ring.listen(options)
