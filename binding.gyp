@@ -20,6 +20,9 @@
         ["OS!='win'", {
           "sources": ["native/backend_mmsg.cc", "native/coalesce.cc", "native/posix_socket.cc"]
         }],
+        ["OS=='linux'", {
+          "sources": ["native/backend_uring.cc", "native/uring.cc"]
+        }],
         ["OS=='mac'", {
           "xcode_settings": {
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",

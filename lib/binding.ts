@@ -48,8 +48,10 @@ export interface Binding {
     onerror: (errno: number, syscall: string) => void,
     onwarning: (errno: number, syscall: string) => void,
   ) => NativeRingSocket
-  /** Backends this build has, fastest first. */
+  /** Backends this build has that can run in this process, fastest first. */
   backends: string[]
+  /** Why a backend of this build cannot run in this process, or undefined if it can (or the build has none of that name). */
+  backendUnavailable(name: string): string | undefined
   /** Word indices of the per-batch table. */
   table: {
     stride: number

@@ -94,10 +94,11 @@ export function abortError(signal: AbortSignal): Error {
   return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' })
 }
 
-/** The requested backend does not exist in this build or on this OS. */
-export function backendUnavailable(name: string, available: readonly string[]): CodedError {
+/** The requested backend does not exist in this build or on this OS, or cannot run in this process (`reason` says why). */
+export function backendUnavailable(name: string, available: readonly string[], reason?: string): CodedError {
+  const why = reason === undefined ? '' : `: ${reason}`
   return withCode(
-    new Error(`The "${name}" backend is not available here (available: ${available.join(', ')})`),
+    new Error(`The "${name}" backend is not available here${why} (available: ${available.join(', ')})`),
     'ERR_DGRAM_RING_BACKEND_UNAVAILABLE',
   )
 }

@@ -10,5 +10,8 @@ export type { CodedError, SystemError, DgramRingErrorCode } from './errors'
 
 import { binding } from './binding'
 
-/** The receive backends this build has on this platform, fastest first (what `backend: 'auto'` picks from). */
+/**
+ * The receive backends this build has that can run in this process, fastest first (what `backend: 'auto'`
+ * picks from). On Linux `'recvmmsg'`, and `'io_uring'` where the kernel (6.0+) and its policy allow it.
+ */
 export const backends: readonly string[] = Object.freeze([...binding.backends])

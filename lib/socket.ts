@@ -22,9 +22,10 @@ export type SocketType = 'udp4' | 'udp6' | 'raw4' | 'raw6'
 
 /**
  * A receive backend: `'auto'` picks the fastest this machine supports.
- * `'recvmmsg'` (Linux), `'recvmsg'` (other POSIX systems), `'iocp'` (Windows).
+ * `'recvmmsg'` (Linux), `'io_uring'` (Linux 6.0+, where io_uring is allowed),
+ * `'recvmsg'` (other POSIX systems), `'iocp'` (Windows).
  */
-export type BackendName = 'auto' | 'recvmmsg' | 'recvmsg' | 'iocp'
+export type BackendName = 'auto' | 'recvmmsg' | 'io_uring' | 'recvmsg' | 'iocp'
 
 /** Options of {@link listen}, {@link DatagramStream} and {@link RingSocket}. */
 export interface ListenOptions {
@@ -60,13 +61,20 @@ export interface ListenOptions {
   reusePort?: boolean
   /** On a `'udp6'` socket, refuse IPv4 (no dual stack). */
   ipv6Only?: boolean
-  /** The receive backend; default `'auto'`. */
+  /**
+   * The receive backend. Default: the environment variable `DGRAM_RING_BACKEND` if set (validated as
+   * this option is), else `'auto'`. `'auto'` skips a backend that cannot run here (io_uring where the
+   * kernel is older than 6.0, seccomp blocks it or `kernel.io_uring_disabled` is set); asking for it by
+   * name there rejects with `ERR_DGRAM_RING_BACKEND_UNAVAILABLE` and the reason.
+   */
   backend?: BackendName
   /**
    * A receive thread keeps the ring filled while JavaScript runs (a garbage
    * collection, a slow callback), as Windows' posted receives do, instead of
-   * the event loop reading the socket when it gets to it. POSIX backends;
-   * ignored on Windows, where receives are always posted. Default `false`.
+   * the event loop reading the socket when it gets to it. The `recvmmsg` and
+   * `recvmsg` backends; ignored by `io_uring` (the kernel fills its provided
+   * buffers itself, with no thread of ours) and on Windows, where receives
+   * are always posted. Default `false`.
    */
   thread?: boolean
   /**
@@ -250,12 +258,17 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
   const coalesce = boolean(options, 'coalesce')
   if (coalesce && raw) throw invalidArgValue('coalesce', `applies to UDP sockets, not '${type}'`, true)
   if (coalesce && process.platform !== 'linux') throw unsupported('coalesce: true', "it needs Linux's UDP_GRO (Windows' receive coalescing is not built yet)")
-  const backend = options.backend ?? 'auto'
+  const environment = process.env.DGRAM_RING_BACKEND || undefined // set but empty is unset
+  const fromEnvironment = options.backend === undefined && environment !== undefined
+  const backend = options.backend ?? environment ?? 'auto'
   if (typeof backend !== 'string') throw invalidArgType('backend', 'of type string', backend)
   if (!KNOWN_BACKENDS.includes(backend)) {
-    throw invalidArgValue('backend', `must be one of ${KNOWN_BACKENDS.map((b) => `'${b}'`).join(', ')}`, backend)
+    const where = fromEnvironment ? ' (from the environment variable DGRAM_RING_BACKEND)' : ''
+    throw invalidArgValue('backend', `must be one of ${KNOWN_BACKENDS.map((b) => `'${b}'`).join(', ')}${where}`, backend)
   }
-  if (backend !== 'auto' && !binding.backends.includes(backend)) throw backendUnavailable(backend, binding.backends)
+  if (backend !== 'auto' && !binding.backends.includes(backend)) {
+    throw backendUnavailable(backend, binding.backends, binding.backendUnavailable(backend))
+  }
   const signal = options.signal
   if (signal !== undefined && !isAbortSignal(signal)) throw invalidArgType('signal', 'an instance of AbortSignal', signal)
   const native: NativeOptions = Object.freeze({

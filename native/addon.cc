@@ -22,6 +22,9 @@
 #include "faults.h"
 #include "ring.h"
 #include "slab.h"
+#ifdef __linux__
+#include "uring.h"
+#endif
 
 namespace dgram_ring {
 
@@ -326,8 +329,15 @@ bool Ring::Open(const std::string& backend_name, const Options& options) {
   napi_unref_threadsafe_function(env_, wake_);  // an idle socket must not keep the process alive
   std::vector<std::string> names;
   if (backend_name == "auto") {
-    names = BackendNames();
+    for (const std::string& name : BackendNames())
+      if (BackendUnavailable(name).empty()) names.push_back(name);
   } else {
+    std::string reason = BackendUnavailable(backend_name);
+    if (!reason.empty()) {
+      CodedError(env, "ERR_DGRAM_RING_BACKEND_UNAVAILABLE", "backend '" + backend_name + "' is not available: " + reason)
+          .ThrowAsJavaScriptException();
+      return false;
+    }
     names.push_back(backend_name);
   }
   uv_loop_s* loop = nullptr;
@@ -620,8 +630,13 @@ void Ring::OnEnvTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("RingSocket", RingSocket::Define(env));
   Napi::Array names = Napi::Array::New(env);
-  for (const std::string& name : BackendNames()) names.Set(names.Length(), name);
+  for (const std::string& name : BackendNames())
+    if (BackendUnavailable(name).empty()) names.Set(names.Length(), name);
   exports.Set("backends", names);
+  exports.Set("backendUnavailable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                std::string reason = info[0].IsString() ? BackendUnavailable(info[0].As<Napi::String>()) : "";
+                return reason.empty() ? info.Env().Undefined() : Napi::String::New(info.Env(), reason);
+              }));
 #ifdef DGRAM_RING_FAULTS
   exports.Set("faultInjection", true);  // native/faults.h: test/faults.test.mjs runs
 #endif
@@ -652,7 +667,7 @@ std::vector<std::string> BackendNames() {
 #ifdef _WIN32
   return {"iocp"};
 #elif defined(__linux__)
-  return {"recvmmsg"};
+  return {"recvmmsg", "io_uring"};
 #else
   return {"recvmsg"};
 #endif
@@ -665,10 +680,19 @@ std::unique_ptr<Backend> CreateBackend(const std::string& name, Sink* sink, uv_l
 #ifdef _WIN32
   if (name == "iocp") return NewIocpBackend(sink, loop);
 #else
-  for (const std::string& own : BackendNames())
-    if (name == own) return NewMmsgBackend(sink, loop);
+#ifdef __linux__
+  if (name == "io_uring") return NewUringBackend(sink, loop);
+#endif
+  if (name == BackendNames().front()) return NewMmsgBackend(sink, loop);
 #endif
   return nullptr;
+}
+
+std::string BackendUnavailable(const std::string& name) {
+#ifdef __linux__
+  if (name == "io_uring") return UringUnavailable();
+#endif
+  return "";
 }
 
 }  // namespace dgram_ring

@@ -57,7 +57,6 @@
 
 #include "cmsg.h"
 #include "coalesce.h"
-#include "drop_counter.h"
 #include "faults.h"
 #include "posix_socket.h"
 #include "ring.h"
@@ -80,17 +79,6 @@ constexpr uint32_t kMaxMessagesPerCall = 1024;
 // pool keeps for reuse.
 constexpr size_t kMaxSlabBytes = size_t{4} << 20;
 constexpr size_t kIdleSlabBytes = size_t{16} << 20;
-
-// Errors that describe one earlier packet (ICMP reported on the socket), not
-// the socket: the ring goes on.
-bool IsPerPacketError(int err) {
-  return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN ||
-         err == ENETDOWN || err == ENETRESET;
-}
-
-// Errors that describe the moment (memory is short), not the socket: counted
-// and reported, and the next readable event tries again.
-bool IsTransientError(int err) { return err == ENOMEM || err == ENOBUFS; }
 
 class MmsgBackend final : public Backend {
  public:
@@ -132,11 +120,7 @@ class MmsgBackend final : public Backend {
   }
 
   SysError LocalAddress(uint8_t addr[16], int* family, uint16_t* port) const override {
-    sockaddr_storage name;
-    socklen_t length = sizeof name;
-    if (getsockname(fd_, reinterpret_cast<sockaddr*>(&name), &length) < 0) return SysError{-errno, "getsockname"};
-    if (!ReadSockaddr(name, length, addr, family, port)) return SysError{-EAFNOSUPPORT, "getsockname"};
-    return SysError{};
+    return SocketLocalAddress(fd_, addr, family, port);
   }
 
   void OnCredits() override {
@@ -183,11 +167,7 @@ class MmsgBackend final : public Backend {
     return stats;
   }
 
-  int ReceiveBufferSize() const override {
-    int bytes = 0;
-    socklen_t length = sizeof bytes;
-    return getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, &length) == 0 ? bytes : 0;
-  }
+  int ReceiveBufferSize() const override { return SocketReceiveBufferSize(fd_); }
 
   void SetRef(bool keep_alive) override {
     if (poll_ == nullptr) return;
@@ -678,14 +658,7 @@ class MmsgBackend final : public Backend {
 
   // Loop thread. The kernel's drop counter, accumulated in 64 bits; -1 where
   // the OS has none. After the socket is closed, its last reading.
-  int64_t KernelDrops() const {
-    uint32_t reading = 0;
-    if (!fd_closed_ && ReadKernelDrops(fd_, &reading)) {
-      drops_.Update(reading);
-      has_drops_ = true;
-    }
-    return has_drops_ ? static_cast<int64_t>(drops_.Total()) : -1;
-  }
+  int64_t KernelDrops() const { return fd_closed_ ? drops_.Last() : drops_.Read(fd_); }
 
   // Loop thread: the ring cannot go on. The receive thread has stopped (it
   // reported the error) or is stopped here.
@@ -735,8 +708,7 @@ class MmsgBackend final : public Backend {
   uint64_t discarded_ = 0;
   std::atomic<uint64_t> coalesced_{0};  // slots that held more than one datagram
   std::atomic<uint32_t> segments_per_slot_{1};  // coalescing: datagrams a slot held in the last receive
-  mutable DropCounter drops_;
-  mutable bool has_drops_ = false;
+  mutable SocketDrops drops_;
   std::function<void()> done_;
   // Thread mode.
   bool threaded_ = false;

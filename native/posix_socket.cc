@@ -98,4 +98,25 @@ bool ReadKernelDrops(int fd, uint32_t* drops) {
   return false;
 }
 
+SysError SocketLocalAddress(int fd, uint8_t addr[16], int* family, uint16_t* port) {
+  sockaddr_storage name;
+  socklen_t length = sizeof name;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&name), &length) < 0) return Errno("getsockname");
+  if (!ReadSockaddr(name, length, addr, family, port)) return SysError{-EAFNOSUPPORT, "getsockname"};
+  return SysError{};
+}
+
+int SocketReceiveBufferSize(int fd) {
+  int bytes = 0;
+  socklen_t length = sizeof bytes;
+  return getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, &length) == 0 ? bytes : 0;
+}
+
+bool IsPerPacketError(int err) {
+  return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN ||
+         err == ENETDOWN || err == ENETRESET;
+}
+
+bool IsTransientError(int err) { return err == ENOMEM || err == ENOBUFS; }
+
 }  // namespace dgram_ring

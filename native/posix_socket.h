@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "drop_counter.h"
 #include "ring.h"
 
 namespace dgram_ring {
@@ -24,6 +25,40 @@ bool StopArrivals(int fd);
 // The kernel's drop counter for the socket (Linux: SK_MEMINFO_DROPS, 32 bits:
 // see DropCounter). False where the OS keeps none.
 bool ReadKernelDrops(int fd, uint32_t* drops);
+
+// The socket's drop counter as BackendStats::kernel_drops has it: read into
+// a DropCounter when asked while the socket is open, its last reading once
+// it is closed; -1 where the OS keeps none.
+class SocketDrops {
+ public:
+  int64_t Read(int fd) {
+    uint32_t reading = 0;
+    if (ReadKernelDrops(fd, &reading)) {
+      counter_.Update(reading);
+      read_ = true;
+    }
+    return Last();
+  }
+  int64_t Last() const { return read_ ? static_cast<int64_t>(counter_.Total()) : -1; }
+
+ private:
+  DropCounter counter_;
+  bool read_ = false;
+};
+
+// The address `fd` is bound to (getsockname), as Backend::LocalAddress gives it.
+SysError SocketLocalAddress(int fd, uint8_t addr[16], int* family, uint16_t* port);
+
+// SO_RCVBUF as the OS reports it (Backend::ReceiveBufferSize); 0 if unknown.
+int SocketReceiveBufferSize(int fd);
+
+// Receive errors that describe one earlier packet (ICMP reported on the
+// socket), not the socket: the ring goes on.
+bool IsPerPacketError(int err);
+
+// Receive errors that describe the moment (memory is short), not the socket:
+// counted and reported (Sink::Warn), and the ring tries again.
+bool IsTransientError(int err);
 
 }  // namespace dgram_ring
 

@@ -20,7 +20,8 @@
 //   may run, and a kDrain under way is turned into kDiscard). Until `done`
 //   the Backend may still own buffers the kernel writes: it frees none of
 //   them before the kernel has given each back (iocp: the last cancellation
-//   completed; recvmmsg: nothing is with the kernel between calls).
+//   completed; io_uring: the multishot receive's last completion reaped;
+//   recvmmsg: nothing is with the kernel between calls).
 // - The wake function (a threadsafe function) is released in Ring::Closed;
 //   the Ring is deleted once it is closed and the wake function finalized,
 //   whichever comes last. Node may call the wake callback with env == NULL
@@ -192,6 +193,11 @@ class Backend {
 // The backends this build has, fastest first (what `backend: 'auto'` tries).
 std::vector<std::string> BackendNames();
 
+// Why a backend of this build cannot run in this process (a short sentence:
+// "io_uring_setup failed with EPERM (blocked by seccomp?)"), or "" if it can.
+// Checked once a process. `auto` skips such a backend.
+std::string BackendUnavailable(const std::string& name);
+
 // A backend by name, or nullptr if this build has none of that name. `loop`
 // is the environment's libuv loop (backends that poll file descriptors use it).
 std::unique_ptr<Backend> CreateBackend(const std::string& name, Sink* sink, uv_loop_s* loop);
@@ -201,6 +207,9 @@ std::unique_ptr<Backend> CreateBackend(const std::string& name, Sink* sink, uv_l
 std::unique_ptr<Backend> NewIocpBackend(Sink* sink, uv_loop_s* loop);  // backend_iocp.cc
 #else
 std::unique_ptr<Backend> NewMmsgBackend(Sink* sink, uv_loop_s* loop);  // backend_mmsg.cc
+#endif
+#ifdef __linux__
+std::unique_ptr<Backend> NewUringBackend(Sink* sink, uv_loop_s* loop);  // backend_uring.cc
 #endif
 #ifdef DGRAM_RING_FAULTS
 // The sanitizer build's test double (test/native/backend_sync_close.cc), by

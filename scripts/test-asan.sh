@@ -22,8 +22,10 @@
 #     child whose stderr nobody reads; they are printed at the end.
 #
 # Env: ASAN_BUILD_DIR (default build-asan), ASAN_TESTS (space-separated test
-# files, default: the native-facing ones below), ASAN_TEST_TIMEOUT (seconds a
-# file, default 300), ASAN_SKIP_TSC=1 (dist/ is already built).
+# files, default: the native-facing ones below), ASAN_THREAD_TESTS and
+# ASAN_URING_TESTS (the files run again with the receive thread, and against
+# io_uring; empty: none), ASAN_TEST_TIMEOUT (seconds a file, default 300),
+# ASAN_SKIP_TSC=1 (dist/ is already built).
 # Linux + gcc only. Installs g++ and gcc's sanitizer runtimes with apt-get if
 # they are missing (as root, on Debian/Ubuntu).
 set -euo pipefail
@@ -35,7 +37,7 @@ OBJ=$OUT/build/obj
 LOGS=$OUT/build/logs
 SUPP=$ROOT/scripts/lsan.supp
 TIMEOUT=${ASAN_TEST_TIMEOUT:-300}
-DEFAULT_TESTS="test/receive.test.mjs test/options.test.mjs test/lifetime.test.mjs test/backpressure.test.mjs test/raw.test.mjs test/accounting.test.mjs test/faults.test.mjs test/crossing.test.mjs test/coalesce.test.mjs"
+DEFAULT_TESTS="test/receive.test.mjs test/options.test.mjs test/lifetime.test.mjs test/teardown.test.mjs test/backpressure.test.mjs test/raw.test.mjs test/accounting.test.mjs test/faults.test.mjs test/crossing.test.mjs test/coalesce.test.mjs test/payload-memory.test.mjs"
 start=$(date +%s)
 log() { echo "== test:asan [$(($(date +%s) - start))s] $*"; }
 
@@ -116,7 +118,7 @@ for line in "${GYP[@]}"; do
   esac
 done
 ((${#SOURCES[@]})) || { echo "test:asan: binding.gyp lists no sources" >&2; exit 1; }
-# The test double test/lifetime.test.mjs uses (DGRAM_RING_FAULTS, below, names it).
+# The test double test/teardown.test.mjs uses (DGRAM_RING_FAULTS, below, names it).
 SOURCES+=(test/native/backend_sync_close.cc)
 # What node-gyp adds to every addon on Linux (see build/*.target.mk), and the
 # sanitizers. -O1 keeps reports readable and the run fast; frame pointers give
@@ -210,15 +212,32 @@ if ((preflight != 0)); then
   failed+=("preflight (exit $preflight)")
   tests=""
 fi
-# The lifetime and accounting tests run a second time with the receive thread
-# forced on (DGRAM_RING_THREAD=1): its start, join and teardown under ASan.
-THREAD_TESTS=${ASAN_THREAD_TESTS-test/lifetime.test.mjs test/accounting.test.mjs test/coalesce.test.mjs}
+# Each run forces one backend (DGRAM_RING_BACKEND, which test/lib/helpers.mjs
+# honours): the files above against recvmmsg; the lifetime, teardown and
+# accounting tests (closes in the middle of a flood, exit, workers, collection) a
+# second time with the receive thread forced on (DGRAM_RING_THREAD=1: its
+# start, join and teardown), and a third time against io_uring (its
+# cancellation, the last completion reaped before any buffer is freed), with
+# faults.test.mjs (a batch that cannot reach JS) and uring.test.mjs.
+THREAD_TESTS=${ASAN_THREAD_TESTS-test/lifetime.test.mjs test/teardown.test.mjs test/accounting.test.mjs test/coalesce.test.mjs}
+URING_TESTS=${ASAN_URING_TESTS-test/lifetime.test.mjs test/teardown.test.mjs test/accounting.test.mjs test/faults.test.mjs test/uring.test.mjs test/coalesce.test.mjs}
+uring_reason=$(env "${ASAN_ENV[@]}" ROOT_DIR="$ROOT" node -e '
+  const { binding } = require(process.env.ROOT_DIR + "/dist/binding.js")
+  console.log(binding.backendUnavailable("io_uring") ?? "")' || echo "the addon did not load")
+if [[ -n $uring_reason && -n $URING_TESTS ]]; then
+  if [[ ${CI:-} == true ]]; then
+    failed+=("io_uring cannot run here ($uring_reason): CI=true requires it")
+  fi
+  log "io_uring cannot run here ($uring_reason): its runs are skipped"
+  URING_TESTS=""
+fi
 runs=()
-for file in $tests; do runs+=("$file|0"); done
-for file in $THREAD_TESTS; do [[ -f $file ]] && runs+=("$file|1"); done
+for file in $tests; do runs+=("$file|recvmmsg"); done
+for file in $THREAD_TESTS; do [[ -f $file ]] && runs+=("$file|thread"); done
+for file in $URING_TESTS; do [[ -f $file ]] && runs+=("$file|io_uring"); done
 for run in "${runs[@]}"; do
   file=${run%|*}
-  thread=${run#*|}
+  mode=${run#*|}
   if [[ ! -f $file ]]; then
     [[ -n ${ASAN_TESTS:-} ]] && { echo "test:asan: no such test $file" >&2; exit 1; }
     continue  # a default that this tree does not have (yet)
@@ -226,13 +245,13 @@ for run in "${runs[@]}"; do
   t0=$(date +%s)
   rc=0
   # `timeout` and `env` run outside the preload; only node (and its children) inside.
-  tap=$LOGS/$(basename "$file").tap
-  label=$file
-  if ((thread)); then
-    tap=$LOGS/$(basename "$file").thread.tap
-    label="$file (receive thread)"
-  fi
-  timeout -k 10 "$TIMEOUT" env "${ASAN_ENV[@]}" DGRAM_RING_THREAD="$thread" node "$file" >"$tap" 2>&1 || rc=$?
+  tap=$LOGS/$(basename "$file").$mode.tap
+  case $mode in
+    recvmmsg) label=$file run=(DGRAM_RING_BACKEND=recvmmsg DGRAM_RING_THREAD=0) ;;
+    thread) label="$file (receive thread)" run=(DGRAM_RING_BACKEND=recvmmsg DGRAM_RING_THREAD=1) ;;
+    io_uring) label="$file (io_uring)" run=(DGRAM_RING_BACKEND=io_uring DGRAM_RING_THREAD=0) ;;
+  esac
+  timeout -k 10 "$TIMEOUT" env "${ASAN_ENV[@]}" "${run[@]}" node "$file" >"$tap" 2>&1 || rc=$?
   summary=$(grep -E '^# \{ total' "$tap" | tail -1 || true)
   log "$label: exit $rc in $(($(date +%s) - t0))s ${summary:-(no summary)}"
   if ((rc != 0)); then

@@ -1,44 +1,11 @@
-// Lifetime: close, destroy, abort, breaking out of for-await, garbage
-// collection, process exit and worker termination with rings open — none may
-// crash, hang, leak a descriptor, or lose the port.
+// Lifetime: close, destroy, abort and breaking out of for-await with rings
+// open, also in the middle of a flood — none may crash, hang, leak a
+// descriptor, or lose the port. (Process exit, worker termination and garbage
+// collection: teardown.test.mjs.)
 import t from 'tap'
-import { execFile } from 'node:child_process'
-import dgram from 'node:dgram'
 import { once } from 'node:events'
-import path from 'node:path'
-import { Worker } from 'node:worker_threads'
-import { createRequire } from 'node:module'
-import { backends, canCountFds, client, listenFor, openFds, ring, root, sendAll, sleep, take } from './lib/helpers.mjs'
+import { backends, canCountFds, client, flood, listenFor, openFds, ring, sendAll, sleep, take } from './lib/helpers.mjs'
 
-const { binding } = createRequire(import.meta.url)(path.join(root, 'dist', 'binding.js'))
-const fixture = (name) => path.join(root, 'test', 'fixtures', name)
-
-/** Sends to the port from node:dgram until stopped (bounded: at most `ms`). */
-function flood(port, ms = 20_000) {
-  const socket = dgram.createSocket('udp4')
-  const payload = Buffer.alloc(300, 7)
-  let running = true
-  const deadline = Date.now() + ms
-  const done = (async () => {
-    while (running && Date.now() < deadline) {
-      for (let i = 0; i < 64; i++) socket.send(payload, port, '127.0.0.1')
-      await new Promise((resolve) => setImmediate(resolve))
-    }
-  })()
-  return async () => {
-    running = false
-    await done
-    await new Promise((resolve) => socket.close(resolve))
-  }
-}
-
-function runNode(args) {
-  return new Promise((resolve) => {
-    execFile(process.execPath, args, { timeout: 60_000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? error.code ?? error.signal : 0, stdout, stderr }),
-    )
-  })
-}
 
 for (const backend of backends) {
   t.test(`${backend}: close() is idempotent, 'close' is the last event, stats() answers after`, async (t) => {
@@ -234,108 +201,6 @@ for (const backend of backends) {
   })
 }
 
-t.test('worker.terminate() and process exit while a consumer waits on a posted ring, repeated', async (t) => {
-  for (let round = 0; round < 3; round++) {
-    const worker = new Worker(fixture('worker-ring.mjs'), { workerData: { root, port: 0 } })
-    const errors = []
-    worker.on('error', (e) => errors.push(e))
-    await new Promise((resolve) => worker.on('message', (m) => m.listening && resolve()))
-    await sleep(20)  // the worker's for-await has granted: the ring is posted
-    t.equal(await worker.terminate(), 1, 'terminated')
-    t.same(errors, [])
-  }
-  for (let round = 0; round < 2; round++) {
-    const { code, stderr } = await runNode([fixture('exit-with-ring.mjs'), root, 'waiting'])
-    t.equal(code, 0, stderr)
-    t.equal(stderr, '')
-  }
-})
-
-t.test('a stream never closed and no longer referenced is collected and its socket closed', async (t) => {
-  const { code, stdout, stderr } = await runNode(['--expose-gc', fixture('gc-ring.mjs'), root])
-  t.equal(code, 0, stderr)
-  const result = JSON.parse(stdout)
-  t.equal(result.rebound, true, 'collection closed the socket: the port is free')
-  if (canCountFds) {
-    // The receive thread's wake-up descriptor is one more (DGRAM_RING_THREAD=1 runs this file again).
-    const own = process.env.DGRAM_RING_THREAD === '1' ? 2 : 1
-    t.equal(result.open, result.before + own, `the socket took ${own} descriptor(s)`)
-    t.equal(result.after, result.before, 'collection gave it back')
-  }
-})
-
-t.test('1000 open/close cycles: no growth in descriptors or RSS', async (t) => {
-  const { code, stdout, stderr } = await runNode(['--expose-gc', fixture('cycles.mjs'), root, '1000'])
-  t.equal(code, 0, stderr)
-  const { warm, end } = JSON.parse(stdout)
-  if (canCountFds) t.ok(end.fds <= warm.fds, `descriptors after 1000 cycles (${end.fds}) no more than after 500 (${warm.fds})`)
-  // A ring is 512 KiB of buffers: leaking even one in ten of the last 500
-  // cycles would grow RSS by 25 MiB.
-  // Under AddressSanitizer freed memory sits in its quarantine, so RSS says
-  // nothing there; LeakSanitizer checks for leaks in that run instead.
-  if (/libasan/.test(process.env.LD_PRELOAD ?? '')) return
-  const growth = (end.rss - warm.rss) / 2 ** 20
-  t.ok(growth < 8, `RSS grew ${growth.toFixed(1)} MiB from cycle 500 to 1000`)
-})
-
-t.test('process exit with rings open and receiving', async (t) => {
-  const { code, stderr } = await runNode([fixture('exit-with-ring.mjs'), root])
-  t.equal(code, 0, stderr)
-  t.equal(stderr, '')
-})
-
-t.test('worker.terminate() with a ring open mid-flow', async (t) => {
-  const probe = await ring.listen({ address: '127.0.0.1' })
-  const port = probe.address().port
-  await probe.close()
-  for (let round = 0; round < 10; round++) {
-    const worker = new Worker(fixture('worker-ring.mjs'), { workerData: { root, port } })
-    const errors = []
-    worker.on('error', (e) => errors.push(e))
-    await new Promise((resolve) => worker.on('message', (m) => m.listening && resolve()))
-    const stop = flood(port)
-    await new Promise((resolve) => worker.on('message', (m) => m.received && resolve()))
-    const exitCode = await worker.terminate()
-    await stop()
-    t.equal(exitCode, 1, 'terminated')
-    t.same(errors, [])
-  }
-  const again = await listenFor(t, { address: '127.0.0.1', port })
-  t.equal(again.address().port, port, 'the worker freed the port')
-})
-
-t.test('a close() promise settles even if its socket is garbage-collected meanwhile', async (t) => {
-  const { code, stdout, stderr } = await runNode(['--expose-gc', fixture('close-unheld.mjs'), root])
-  t.equal(code, 0, stderr)
-  t.same(JSON.parse(stdout), { rounds: 50, settled: 50 })
-})
-
-t.test('process exit and worker.terminate() right after close(): no wake-up reaches a freed ring', async (t) => {
-  for (const how of ['exit', 'worker']) {
-    const { code, stdout, stderr } = await runNode([fixture('close-then-exit.mjs'), root, how])
-    t.equal(code, 0, `${how}: ${stderr}`)
-    if (how === 'worker') t.match(stdout, /terminated/)
-  }
-})
-
-t.test('teardown of a ring whose close completes at once (as iocp does) with a wake-up queued: no use after free', {
-  skip: binding.faultInjection ? false : 'needs the sanitizer build with its test double: npm run test:asan runs this',
-}, async (t) => {
-  const { code, stdout, stderr } = await runNode([fixture('sync-close-teardown.mjs'), root])
-  t.equal(code, 0, stderr)
-  t.match(stdout, /terminated/)
-})
-
-t.test('unref(): a waiting stream or socket no longer keeps the process alive; ref() undoes it', async (t) => {
-  for (const how of ['stream', 'socket']) {
-    const { code, stdout, stderr } = await runNode([fixture('unref.mjs'), root, how])
-    t.equal(code, 0, stderr)
-    t.equal(stdout.trim(), 'waiting', `${how}: exited by itself`)
-  }
-  const { code, stdout, stderr } = await runNode([fixture('unref.mjs'), root, 'ref-again'])
-  t.equal(code, 0, stderr)
-  t.equal(stdout.trim(), 'waiting\nstill alive')
-})
 
 t.test('rx: 100 subscriptions on one port, each unsubscribed after 0-5 ms, then a new one binds', async (t) => {
   const { fromDatagrams } = await import('dgram-ring/rx')

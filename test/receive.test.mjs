@@ -160,8 +160,9 @@ t.test('a Datagram serialises to plain data', async (t) => {
   t.same(Buffer.concat([d.data, Buffer.from('!')]), Buffer.from('json!'))
 })
 
-t.test('backends lists what this build has', async (t) => {
+t.test('backends lists what this build can run here, fastest first', async (t) => {
   t.ok(Array.isArray(ring.backends) && ring.backends.length > 0)
-  if (process.platform === 'linux') t.same(ring.backends, ['recvmmsg'])
+  // io_uring where the kernel and its policy allow it (test/uring.test.mjs says why not, where not).
+  if (process.platform === 'linux') t.same(ring.backends.filter((b) => b !== 'io_uring'), ['recvmmsg'])
   if (process.platform === 'win32') t.same(ring.backends, ['iocp'])
 })

@@ -16,8 +16,12 @@ const require = createRequire(import.meta.url)
 /** The package as users load it (CommonJS entry). */
 export const ring = require(root)
 
-/** Backends to run every backend-neutral test against: all this build has, each forced by name. */
-export const backends = ring.backends
+/**
+ * Backends to run every backend-neutral test against, each forced by name:
+ * all this build can run here, or only the one DGRAM_RING_BACKEND names
+ * (.ci/run runs the suite once per backend that way).
+ */
+export const backends = ['', 'auto', undefined].includes(process.env.DGRAM_RING_BACKEND) ? ring.backends : [process.env.DGRAM_RING_BACKEND]
 
 /**
  * Floods 127.0.0.1:port with the native sender and resolves with what it sent.
@@ -58,6 +62,25 @@ export function gsoPayloadIntact(data, seq, length) {
   if (data.length !== length || data.readUInt32BE(0) !== seq) return false
   for (let j = 4; j < length; j++) if (data[j] !== ((seq + j - 4) & 0xff)) return false
   return true
+}
+
+/** Sends to 127.0.0.1:port from node:dgram until the function it returns is called (bounded: at most `ms`). */
+export function flood(port, ms = 20_000) {
+  const socket = dgram.createSocket('udp4')
+  const payload = Buffer.alloc(300, 7)
+  let running = true
+  const deadline = Date.now() + ms
+  const done = (async () => {
+    while (running && Date.now() < deadline) {
+      for (let i = 0; i < 64; i++) socket.send(payload, port, '127.0.0.1')
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  })()
+  return async () => {
+    running = false
+    await done
+    await new Promise((resolve) => socket.close(resolve))
+  }
 }
 
 /** A stream that is closed when the test ends, whatever happens. */

@@ -3,7 +3,7 @@
 // backend's cancellations do — queue a wake-up from the "completion" of the
 // cancelled receives — and then calls `done` at once. At environment
 // teardown that leaves a wake-up queued in a threadsafe function whose Ring
-// is already closed: test/lifetime.test.mjs shows the binding never touches
+// is already closed: test/teardown.test.mjs shows the binding never touches
 // the freed Ring when Node empties that queue.
 #include <cstring>
 

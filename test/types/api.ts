@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     for (const d of batch) void d.data
     socket.grant(batch.length)
   }, (error: Error) => void error)
-  const name: BackendName = 'recvmmsg'
+  const names: BackendName[] = ['auto', 'recvmmsg', 'io_uring', 'recvmsg', 'iocp']
   const list: readonly string[] = backends
   try {
     await listen({ port: 53 })
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     const c: CodedError = e
     void [code, errno, c]
   }
-  void [family, backend, drops, closed, read, name, list]
+  void [family, backend, drops, closed, read, names, list]
 }
 
 // @ts-expect-error type is 'udp4' | 'udp6'
