@@ -163,7 +163,7 @@ class MmsgBackend final : public Backend {
     stats.peak_posted = peak_posted_;
     stats.kernel_drops = KernelDrops();
     stats.discarded = discarded_;
-    stats.coalesced = coalesced_.load(std::memory_order_relaxed);
+    stats.coalesced = coalesced_.coalesced();
     return stats;
   }
 
@@ -214,13 +214,10 @@ class MmsgBackend final : public Backend {
   }
 
   // Slots the credits pay for now, at most the ring: with coalescing, one a
-  // segments_per_slot_ datagrams (rounded up). Loop thread.
+  // buffer as many datagrams as a slot held in the last receive. Loop thread.
   uint32_t Allowance() const {
     uint32_t credits = sink_->Credits();
-    if (coalesce_) {
-      uint32_t per_slot = segments_per_slot_.load(std::memory_order_relaxed);
-      credits = credits / per_slot + (credits % per_slot != 0 ? 1 : 0);
-    }
+    if (coalesce_) credits = coalesced_.BuffersFor(credits);
     return std::min(credits, ring_size_);
   }
 
@@ -245,7 +242,7 @@ class MmsgBackend final : public Backend {
     iovecs_.resize(ring_size_);
     completions_.resize(ring_size_);
     if (coalesce_)
-      wire_lengths_.resize(ring_size_);
+      coalesced_.Resize(ring_size_);
     else
       batch_.resize(ring_size_);
 #ifdef __linux__
@@ -479,8 +476,7 @@ class MmsgBackend final : public Backend {
     const Completion* items = &completions_[first];
     size_t datagrams = count;
     if (coalesce_) {
-      datagrams = Split(first, count);
-      items = split_.data();
+      items = coalesced_.Split(completions_.data(), first, count, buffer_size_, &datagrams);
     } else if (first + count > ring_size_) {  // wraps: one batch all the same
       for (uint32_t i = 0; i < count; i++) batch_[i] = completions_[(first + i) % ring_size_];
       items = batch_.data();
@@ -491,30 +487,10 @@ class MmsgBackend final : public Backend {
     ReleaseSlots(first, count);
   }
 
-  // Loop thread: the datagrams of `count` slots from `first` on, in order,
-  // into split_. Returns how many.
-  size_t Split(uint32_t first, uint32_t count) {
-    size_t total = static_cast<size_t>(Datagrams(first, count));
-    if (split_.size() < total) split_.resize(total);
-    size_t at = 0;
-    for (uint32_t i = 0; i < count; i++) {
-      uint32_t slot = (first + i) % ring_size_;
-      const Completion& whole = completions_[slot];
-      at += SplitCoalesced(whole, wire_lengths_[slot], whole.segment_size, buffer_size_, &split_[at]);
-    }
-    return at;
-  }
-
   // The datagrams `count` slots from `first` on hold. Loop thread, or the
   // receive thread on slots it owns.
   uint64_t Datagrams(uint32_t first, uint32_t count) const {
-    if (!coalesce_) return count;
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < count; i++) {
-      uint32_t slot = (first + i) % ring_size_;
-      total += SegmentCount(wire_lengths_[slot], completions_[slot].segment_size);
-    }
-    return total;
+    return coalesce_ ? coalesced_.Datagrams(completions_.data(), first, count) : count;
   }
 
   // After Close, once no delivery is under way.
@@ -591,10 +567,7 @@ class MmsgBackend final : public Backend {
       int injected = 0;
       int count = Fault(FaultSite::kRecv, &injected) ? -injected : ReceiveBatch(want, first);
       if (count > 0) TakeSlots(first, static_cast<uint32_t>(count));
-      if (count > 0 && coalesce_) {
-        uint64_t per_slot = Datagrams(first, static_cast<uint32_t>(count)) / static_cast<uint32_t>(count);
-        segments_per_slot_.store(static_cast<uint32_t>(std::max<uint64_t>(per_slot, 1)), std::memory_order_relaxed);
-      }
+      if (count > 0 && coalesce_) coalesced_.Received(static_cast<uint32_t>(count), Datagrams(first, static_cast<uint32_t>(count)));
       if (count >= 0) return count;
       if (-count == EAGAIN || -count == EWOULDBLOCK) return 0;
       if (-count == EINTR || IsPerPacketError(-count)) continue;
@@ -650,10 +623,7 @@ class MmsgBackend final : public Backend {
     if (ReadSockaddr(names_[slot], header.msg_namelen, out.remote_addr, &family, &out.remote_port) && family == 6)
       out.flags |= kRemoteIPv6;
     DecodeControl(Control(slot), header.msg_controllen, ipv6_, &out);
-    if (coalesce_) {
-      wire_lengths_[slot] = static_cast<uint32_t>(std::min<size_t>(length, UINT32_MAX));
-      if (SegmentCount(wire_lengths_[slot], out.segment_size) > 1) coalesced_.fetch_add(1, std::memory_order_relaxed);
-    }
+    if (coalesce_) coalesced_.Filled(slot, out, static_cast<uint32_t>(std::min<size_t>(length, UINT32_MAX)));
   }
 
   // Loop thread. The kernel's drop counter, accumulated in 64 bits; -1 where
@@ -691,8 +661,7 @@ class MmsgBackend final : public Backend {
 #endif
   std::vector<Completion> completions_;  // one a slot
   std::vector<Completion> batch_;        // a batch that wraps around the ring, in order
-  std::vector<uint32_t> wire_lengths_;   // coalescing: a slot's bytes on the wire (what it holds, split)
-  std::vector<Completion> split_;        // coalescing: the datagrams of the slots being delivered
+  CoalescedRing coalesced_;              // coalescing: wire lengths, split datagrams, counters
   uv_poll_t* poll_ = nullptr;  // on the heap: libuv frees it only in its close callback
   bool polling_ = false;
   bool closing_ = false;
@@ -706,8 +675,6 @@ class MmsgBackend final : public Backend {
   int64_t closing_budget_ = INT64_MAX;
   uint32_t peak_posted_ = 0;
   uint64_t discarded_ = 0;
-  std::atomic<uint64_t> coalesced_{0};  // slots that held more than one datagram
-  std::atomic<uint32_t> segments_per_slot_{1};  // coalescing: datagrams a slot held in the last receive
   mutable SocketDrops drops_;
   std::function<void()> done_;
   // Thread mode.

@@ -36,6 +36,11 @@
 // and delivered or discarded as recvmmsg does, and then the socket is closed,
 // the rings unmapped, the io_uring and eventfd closed, and `done` called.
 //
+// Coalescing (Options::coalesce, UDP_GRO): each buffer has room for 64 KiB
+// of payload, and a buffer holding several datagrams is split (coalesce.h)
+// when it is delivered or discarded, as recvmmsg does; credits become buffers
+// by the datagrams a buffer held in the last delivery.
+//
 // Threads: every function here runs on the loop thread.
 #include <netinet/in.h>
 #include <sys/eventfd.h>
@@ -51,6 +56,7 @@
 #include <vector>
 
 #include "cmsg.h"
+#include "coalesce.h"
 #include "posix_socket.h"
 #include "ring.h"
 #include "sockaddr.h"
@@ -99,6 +105,8 @@ class UringBackend final : public Backend {
   SysError Open(const Options& options) override {
     ipv6_ = options.ipv6;
     buffer_size_ = options.buffer_size;
+    coalesce_ = options.coalesce;
+    slot_capacity_ = coalesce_ ? std::max(buffer_size_, kCoalescedBufferBytes) : buffer_size_;
     count_ = std::min(options.ring_size, BufferRing::kMaxEntries);
     if (SysError err = OpenPosixSocket(options, &fd_)) return err;
     if (SysError err = ring_.Setup(kSubmissionEntries, PowerOfTwoAtLeast(count_ + kSpareCompletions))) return err;
@@ -147,6 +155,7 @@ class UringBackend final : public Backend {
     stats.peak_posted = peak_posted_;
     stats.kernel_drops = KernelDrops();
     stats.discarded = discarded_;
+    stats.coalesced = coalesced_.coalesced();
     return stats;
   }
 
@@ -185,7 +194,8 @@ class UringBackend final : public Backend {
 
   SysError AllocateBuffers() {
     control_size_ = ControlBufferSize();
-    buffer_bytes_ = (PayloadOffset() + buffer_size_ + 7) & ~size_t{7};  // each buffer 8-byte aligned
+    buffer_bytes_ = (PayloadOffset() + slot_capacity_ + 7) & ~size_t{7};  // each buffer 8-byte aligned
+    if (coalesce_) coalesced_.Resize(count_);
     buffers_ = static_cast<uint8_t*>(malloc(buffer_bytes_ * count_));
     if (buffers_ == nullptr) return SysError{-ENOMEM, "malloc"};
     completions_.resize(count_);
@@ -207,7 +217,8 @@ class UringBackend final : public Backend {
   // multishot if it is not.
   void Replenish() {
     if (closing_ || failed_) return;
-    uint32_t allowance = std::min(sink_->Credits(), count_);
+    uint32_t credits = sink_->Credits();
+    uint32_t allowance = std::min(coalesce_ ? coalesced_.BuffersFor(credits) : credits, count_);
     uint32_t want = allowance > held_ ? allowance - held_ : 0;
     if (posted_ > want && !Retract()) return;  // once the multishot's last completion is in
     uint32_t added = 0;
@@ -364,7 +375,7 @@ class UringBackend final : public Backend {
     out = Completion{};
     out.data = buffer + PayloadOffset();
     size_t room = total > PayloadOffset() ? total - PayloadOffset() : 0;
-    out.length = static_cast<uint32_t>(std::min<size_t>({header.payloadlen, room, buffer_size_}));
+    out.length = static_cast<uint32_t>(std::min<size_t>({header.payloadlen, room, slot_capacity_}));
     if (header.flags & MSG_TRUNC) out.flags |= kTruncated;
     if (header.flags & MSG_CTRUNC) out.flags |= kControlTruncated;
     sockaddr_storage name;
@@ -377,6 +388,7 @@ class UringBackend final : public Backend {
     // Every control message the socket asked for (pktinfo; UDP_GRO's segment
     // size once `coalesce` comes) is DecodeControl's to read.
     DecodeControl(buffer + ControlOffset(), std::min<size_t>(header.controllen, control_size_), ipv6_, &out);
+    if (coalesce_) coalesced_.Filled(index, out, header.payloadlen);  // the wire length, as MSG_TRUNC reports it
   }
 
   // Hands the oldest `limit` held completions to JS as one batch, then frees
@@ -393,17 +405,22 @@ class UringBackend final : public Backend {
       for (uint32_t i = 0; i < count; i++) batch_[i] = completions_[(first + i) % count_];
       items = batch_.data();
     }
+    size_t datagrams = count;
+    if (coalesce_) {
+      items = coalesced_.Split(completions_.data(), first, count, buffer_size_, &datagrams);
+      coalesced_.Received(count, datagrams);
+    }
     head_ = (head_ + count) % count_;
     held_ -= count;
     delivering_ = true;
-    sink_->Deliver(items, count, nullptr);
+    sink_->Deliver(items, datagrams, nullptr);
     delivering_ = false;
     for (uint32_t i = 0; i < count; i++) free_.push_back(held_ids_[(first + i) % count_]);
   }
 
   // Discards every held completion, counted, and frees its buffer.
   void DiscardHeld() {
-    discarded_ += held_;
+    discarded_ += coalesce_ ? coalesced_.Datagrams(completions_.data(), head_, held_) : held_;
     for (uint32_t i = 0; i < held_; i++) free_.push_back(held_ids_[(head_ + i) % count_]);
     head_ = (head_ + held_) % count_;
     held_ = 0;
@@ -449,7 +466,7 @@ class UringBackend final : public Backend {
     for (uint32_t n = 0; n < limit && closing_budget_ > 0 && !free_.empty();) {
       uint16_t id = free_.back();
       uint8_t* buffer = Buffer(id);
-      iovec payload = {buffer + PayloadOffset(), buffer_size_};
+      iovec payload = {buffer + PayloadOffset(), slot_capacity_};
       msghdr message;
       memset(&message, 0, sizeof message);
       message.msg_name = buffer + kNameOffset;
@@ -458,7 +475,8 @@ class UringBackend final : public Backend {
       message.msg_iovlen = 1;
       message.msg_control = buffer + ControlOffset();
       message.msg_controllen = control_size_;
-      ssize_t length = recvmsg(fd_, &message, MSG_DONTWAIT);
+      // MSG_TRUNC: the length on the wire, as the multishot reports it.
+      ssize_t length = recvmsg(fd_, &message, MSG_DONTWAIT | MSG_TRUNC);
       if (length < 0 && (errno == EINTR || IsPerPacketError(errno))) continue;
       if (length < 0) return;  // empty (EAGAIN), or failing: nothing more to read
       free_.pop_back();
@@ -467,7 +485,7 @@ class UringBackend final : public Backend {
       io_uring_recvmsg_out header = {message.msg_namelen, static_cast<uint32_t>(message.msg_controllen),
                                      static_cast<uint32_t>(length), static_cast<uint32_t>(message.msg_flags)};
       memcpy(buffer, &header, sizeof header);
-      Hold(id, PayloadOffset() + std::min<size_t>(static_cast<size_t>(length), buffer_size_));
+      Hold(id, PayloadOffset() + std::min<size_t>(static_cast<size_t>(length), slot_capacity_));
     }
   }
 
@@ -515,7 +533,10 @@ class UringBackend final : public Backend {
   int event_fd_ = -1;  // signalled by the kernel for every completion
   bool ipv6_ = false;
   uint32_t count_ = 0;  // buffers: the ring size, at most BufferRing::kMaxEntries
-  uint32_t buffer_size_ = 0;
+  uint32_t buffer_size_ = 0;    // payload bytes a datagram keeps
+  bool coalesce_ = false;
+  uint32_t slot_capacity_ = 0;  // payload bytes a buffer: buffer_size_, or a coalescing buffer's
+  CoalescedRing coalesced_;     // coalescing: wire lengths, split datagrams, counters
   size_t control_size_ = 0;
   size_t buffer_bytes_ = 0;  // a buffer: header, name, control, payload, padding
   uint8_t* buffers_ = nullptr;

@@ -28,4 +28,42 @@ uint32_t SplitCoalesced(const Completion& whole, uint32_t wire_length, uint32_t 
   return count;
 }
 
+void CoalescedRing::Filled(uint32_t index, const Completion& whole, uint32_t wire_length) {
+  wire_lengths_[index] = wire_length;
+  if (SegmentCount(wire_length, whole.segment_size) > 1) coalesced_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void CoalescedRing::Received(uint32_t buffers, uint64_t datagrams) {
+  if (buffers == 0) return;
+  uint64_t per_buffer = std::max<uint64_t>(datagrams / buffers, 1);
+  per_buffer_.store(static_cast<uint32_t>(std::min<uint64_t>(per_buffer, kMaxSegments)), std::memory_order_relaxed);
+}
+
+uint32_t CoalescedRing::BuffersFor(uint32_t credits) const {
+  uint32_t per_buffer = per_buffer_.load(std::memory_order_relaxed);
+  return credits / per_buffer + (credits % per_buffer != 0 ? 1 : 0);
+}
+
+uint64_t CoalescedRing::Datagrams(const Completion* ring, uint32_t first, uint32_t count) const {
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    uint32_t index = (first + i) % Size();
+    total += SegmentCount(wire_lengths_[index], ring[index].segment_size);
+  }
+  return total;
+}
+
+const Completion* CoalescedRing::Split(const Completion* ring, uint32_t first, uint32_t count, uint32_t buffer_size,
+                                       size_t* count_out) {
+  size_t total = static_cast<size_t>(Datagrams(ring, first, count));
+  if (split_.size() < total) split_.resize(total);
+  size_t at = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    uint32_t index = (first + i) % Size();
+    at += SplitCoalesced(ring[index], wire_lengths_[index], ring[index].segment_size, buffer_size, &split_[at]);
+  }
+  *count_out = at;
+  return split_.data();
+}
+
 }  // namespace dgram_ring

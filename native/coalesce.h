@@ -6,8 +6,10 @@
 #ifndef DGRAM_RING_COALESCE_H_
 #define DGRAM_RING_COALESCE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "ring.h"
 
@@ -34,6 +36,41 @@ uint32_t SegmentCount(uint32_t wire_length, uint32_t segment_size);
 // when it kept less than it had on the wire. Any thread. Returns the count.
 uint32_t SplitCoalesced(const Completion& whole, uint32_t wire_length, uint32_t segment_size, uint32_t buffer_size,
                         Completion* out);
+
+// What a backend with Options::coalesce keeps beside its ring of `size`
+// completions (indexed as the backend indexes them, modulo `size`): each
+// buffer's length on the wire, the split-out datagrams of a delivery, and the
+// datagrams a buffer held lately, by which credits (datagrams) become buffers.
+// Threads: Filled and Received on whichever thread receives into the buffer
+// (a receive thread owns the buffers it fills); the rest on the loop thread.
+class CoalescedRing {
+ public:
+  void Resize(uint32_t size) { wire_lengths_.assign(size, 0); }
+
+  // Buffer `index` was received, `whole` as decoded (segment_size from the
+  // UDP_GRO control message), `wire_length` bytes on the wire.
+  void Filled(uint32_t index, const Completion& whole, uint32_t wire_length);
+  // A receive filled `buffers` buffers holding `datagrams` datagrams.
+  void Received(uint32_t buffers, uint64_t datagrams);
+  // The buffers `credits` datagrams pay for, judging by the last receive.
+  uint32_t BuffersFor(uint32_t credits) const;
+
+  // The datagrams `count` buffers of `ring` from `first` on hold.
+  uint64_t Datagrams(const Completion* ring, uint32_t first, uint32_t count) const;
+  // Those datagrams, in order, split out (each at most `buffer_size` bytes);
+  // valid until the next call. *count_out says how many.
+  const Completion* Split(const Completion* ring, uint32_t first, uint32_t count, uint32_t buffer_size,
+                          size_t* count_out);
+
+  uint64_t coalesced() const { return coalesced_.load(std::memory_order_relaxed); }
+
+ private:
+  uint32_t Size() const { return static_cast<uint32_t>(wire_lengths_.size()); }
+  std::vector<uint32_t> wire_lengths_;
+  std::vector<Completion> split_;
+  std::atomic<uint64_t> coalesced_{0};  // buffers that held more than one datagram
+  std::atomic<uint32_t> per_buffer_{1};  // datagrams a buffer held in the last receive
+};
 
 }  // namespace dgram_ring
 
