@@ -75,11 +75,6 @@ constexpr int kMaxReadsPerEvent = 16;
 // more only makes the call prepare headers the kernel never fills.
 constexpr uint32_t kMaxMessagesPerCall = 1024;
 
-// A slab's size at most (slab.h; at least one slot), and the idle slabs the
-// pool keeps for reuse.
-constexpr size_t kMaxSlabBytes = size_t{4} << 20;
-constexpr size_t kIdleSlabBytes = size_t{16} << 20;
-
 class MmsgBackend final : public Backend {
  public:
   MmsgBackend(Sink* sink, uv_loop_t* loop) : sink_(sink), loop_(loop) {}
@@ -90,7 +85,6 @@ class MmsgBackend final : public Backend {
     if (fd_ >= 0) ::close(fd_);
     if (event_fd_ >= 0) ::close(event_fd_);
     ReleaseSlots(0, static_cast<uint32_t>(slot_slabs_.size()));  // a failed ring's filled slots (none if Open failed early)
-    if (slab_ != nullptr) slab_->Release();
     free(controls_);
   }
 
@@ -232,11 +226,7 @@ class MmsgBackend final : public Backend {
     control_size_ = ControlBufferSize();
     controls_ = static_cast<uint8_t*>(malloc(control_size_ * ring_size_));
     if (controls_ == nullptr) return SysError{-ENOMEM, "malloc"};
-    // A slab serves a full receive call (up to kMaxSlabBytes), and the pool
-    // keeps what a consumer's garbage returns, up to kIdleSlabBytes.
-    size_t slots = std::max<size_t>(1, std::min<size_t>({ring_size_, kMaxMessagesPerCall, kMaxSlabBytes / slot_capacity_}));
-    size_t slab_bytes = slots * slot_capacity_;
-    pool_ = SlabPool::Create(slab_bytes, std::max<size_t>(2, kIdleSlabBytes / slab_bytes));
+    cutter_ = std::make_unique<SlabCutter>(slot_capacity_, std::min(ring_size_, kMaxMessagesPerCall));
     slot_slabs_.assign(ring_size_, nullptr);
     names_.resize(ring_size_);
     iovecs_.resize(ring_size_);
@@ -264,26 +254,16 @@ class MmsgBackend final : public Backend {
   // the current slab, taking a new one when it is used up. Returns how many
   // (fewer at a slab's end; 0 when memory is short). The thread that receives.
   uint32_t PrepareSlots(uint32_t first, uint32_t want) {
-    size_t left = slab_ != nullptr ? (slab_->size() - slab_used_) / slot_capacity_ : 0;
-    if (left == 0) {
-      if (slab_ != nullptr) slab_->Release();
-      slab_ = pool_->Take();
-      slab_used_ = 0;
-      if (slab_ == nullptr) return 0;
-      left = slab_->size() / slot_capacity_;
-    }
-    uint32_t count = static_cast<uint32_t>(std::min<size_t>(want, left));
-    for (uint32_t i = 0; i < count; i++)
-      iovecs_[(first + i) % ring_size_].iov_base = slab_->data() + slab_used_ + static_cast<size_t>(i) * slot_capacity_;
+    uint32_t count = cutter_->Reserve(want);
+    for (uint32_t i = 0; i < count; i++) iovecs_[(first + i) % ring_size_].iov_base = cutter_->Unit(i);
     return count;
   }
 
   // A receive filled `count` prepared slots from `first` on: each holds a
   // reference to the slab, and that memory is used. The thread that receives.
   void TakeSlots(uint32_t first, uint32_t count) {
-    for (uint32_t i = 0; i < count; i++) slot_slabs_[(first + i) % ring_size_] = slab_;
-    slab_->Retain(count);
-    slab_used_ += static_cast<size_t>(count) * slot_capacity_;
+    Slab* slab = cutter_->Use(count);
+    for (uint32_t i = 0; i < count; i++) slot_slabs_[(first + i) % ring_size_] = slab;
   }
 
   // The slab all `count` slots from `first` on hold, or nullptr if they span
@@ -650,9 +630,7 @@ class MmsgBackend final : public Backend {
   uint32_t slot_capacity_ = 0;  // payload bytes a slot: buffer_size_, or a coalescing buffer's
   size_t control_size_ = 0;
   uint8_t* controls_ = nullptr;  // ring_size_ control buffers of control_size_ bytes
-  std::shared_ptr<SlabPool> pool_;  // payload memory (slabs outlive the backend while JS views them)
-  Slab* slab_ = nullptr;            // the slab receives cut slots from (one reference, ours)
-  size_t slab_used_ = 0;            // bytes of slab_ given to slots so far
+  std::unique_ptr<SlabCutter> cutter_;  // payload memory (slabs outlive the backend while JS views them)
   std::vector<Slab*> slot_slabs_;   // a filled slot's slab (one reference each), else nullptr
   std::vector<sockaddr_storage> names_;
   std::vector<iovec> iovecs_;

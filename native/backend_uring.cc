@@ -36,6 +36,12 @@
 // and delivered or discarded as recvmmsg does, and then the socket is closed,
 // the rings unmapped, the io_uring and eventfd closed, and `done` called.
 //
+// Payload memory (slab.h): a buffer gets its memory when it leaves the free
+// list (given to the kernel, or to a recvmsg while closing), cut in order out
+// of a slab, with a reference to it; it gives both back when it is free again
+// (delivered, discarded, taken back). A batch whose buffers share a slab can
+// be lent to JS as it is: the kernel's copy is the only one.
+//
 // Coalescing (Options::coalesce, UDP_GRO): each buffer has room for 64 KiB
 // of payload, and a buffer holding several datagrams is split (coalesce.h)
 // when it is delivered or discarded, as recvmmsg does; credits become buffers
@@ -59,6 +65,7 @@
 #include "coalesce.h"
 #include "posix_socket.h"
 #include "ring.h"
+#include "slab.h"
 #include "sockaddr.h"
 #include "uring.h"
 
@@ -97,7 +104,7 @@ class UringBackend final : public Backend {
     buffer_ring_.Unregister(ring_);
     ring_.Close();
     if (event_fd_ >= 0) ::close(event_fd_);
-    free(buffers_);
+    for (uint32_t id = 0; id < slabs_.size(); id++) ReleaseMemory(static_cast<uint16_t>(id));
   }
 
   const char* Name() const override { return kName; }
@@ -188,7 +195,38 @@ class UringBackend final : public Backend {
   // Buffers the kernel may fill now.
   uint32_t Posted() const { return closing_ || failed_ || !armed_ ? 0 : posted_; }
 
-  uint8_t* Buffer(uint16_t id) const { return buffers_ + static_cast<size_t>(id) * buffer_bytes_; }
+  uint8_t* Buffer(uint16_t id) const { return addresses_[id]; }
+
+  // Gives free buffer `id` memory of its own, cut from the current slab.
+  // False when memory is short.
+  bool ProvideMemory(uint16_t id) {
+    if (cutter_->Reserve(1) == 0) return false;
+    addresses_[id] = cutter_->Unit(0);
+    slabs_[id] = cutter_->Use(1);
+    return true;
+  }
+
+  // Buffer `id` no longer needs its memory (it holds none after this).
+  void ReleaseMemory(uint16_t id) {
+    if (slabs_[id] == nullptr) return;
+    slabs_[id]->Release();
+    slabs_[id] = nullptr;
+    addresses_[id] = nullptr;
+  }
+
+  // Buffer `id` is free again.
+  void Free(uint16_t id) {
+    ReleaseMemory(id);
+    free_.push_back(id);
+  }
+
+  // The slab the buffers of `count` held completions from `first` on share, or nullptr.
+  Slab* CommonSlab(uint32_t first, uint32_t count) const {
+    Slab* slab = slabs_[held_ids_[first]];
+    for (uint32_t i = 1; i < count; i++)
+      if (slabs_[held_ids_[(first + i) % count_]] != slab) return nullptr;
+    return slab;
+  }
   size_t ControlOffset() const { return kNameOffset + kNameBytes; }
   size_t PayloadOffset() const { return ControlOffset() + control_size_; }
 
@@ -196,8 +234,9 @@ class UringBackend final : public Backend {
     control_size_ = ControlBufferSize();
     buffer_bytes_ = (PayloadOffset() + slot_capacity_ + 7) & ~size_t{7};  // each buffer 8-byte aligned
     if (coalesce_) coalesced_.Resize(count_);
-    buffers_ = static_cast<uint8_t*>(malloc(buffer_bytes_ * count_));
-    if (buffers_ == nullptr) return SysError{-ENOMEM, "malloc"};
+    cutter_ = std::make_unique<SlabCutter>(buffer_bytes_, count_);
+    addresses_.assign(count_, nullptr);
+    slabs_.assign(count_, nullptr);
     completions_.resize(count_);
     held_ids_.resize(count_);
     batch_.resize(count_);
@@ -224,6 +263,7 @@ class UringBackend final : public Backend {
     uint32_t added = 0;
     while (posted_ < want && !free_.empty()) {
       uint16_t id = free_.back();
+      if (!ProvideMemory(id)) break;  // memory is short: fewer posted until it is not
       free_.pop_back();
       in_ring_[id] = true;
       buffer_ring_.Add(Buffer(id), static_cast<uint32_t>(buffer_bytes_), id);
@@ -258,7 +298,7 @@ class UringBackend final : public Backend {
     for (uint32_t id = 0; id < count_; id++) {
       if (!in_ring_[id]) continue;
       in_ring_[id] = false;
-      free_.push_back(static_cast<uint16_t>(id));
+      Free(static_cast<uint16_t>(id));
     }
     posted_ = 0;
   }
@@ -352,7 +392,7 @@ class UringBackend final : public Backend {
         if (res >= 0)
           Hold(static_cast<uint16_t>(id), static_cast<size_t>(res));
         else
-          free_.push_back(static_cast<uint16_t>(id));
+          Free(static_cast<uint16_t>(id));
       }
       if (!(flags & IORING_CQE_F_MORE)) {
         armed_ = false;
@@ -405,6 +445,7 @@ class UringBackend final : public Backend {
       for (uint32_t i = 0; i < count; i++) batch_[i] = completions_[(first + i) % count_];
       items = batch_.data();
     }
+    Slab* slab = CommonSlab(first, count);
     size_t datagrams = count;
     if (coalesce_) {
       items = coalesced_.Split(completions_.data(), first, count, buffer_size_, &datagrams);
@@ -413,15 +454,15 @@ class UringBackend final : public Backend {
     head_ = (head_ + count) % count_;
     held_ -= count;
     delivering_ = true;
-    sink_->Deliver(items, datagrams, nullptr);
+    sink_->Deliver(items, datagrams, slab);
     delivering_ = false;
-    for (uint32_t i = 0; i < count; i++) free_.push_back(held_ids_[(first + i) % count_]);
+    for (uint32_t i = 0; i < count; i++) Free(held_ids_[(first + i) % count_]);
   }
 
   // Discards every held completion, counted, and frees its buffer.
   void DiscardHeld() {
     discarded_ += coalesce_ ? coalesced_.Datagrams(completions_.data(), head_, held_) : held_;
-    for (uint32_t i = 0; i < held_; i++) free_.push_back(held_ids_[(head_ + i) % count_]);
+    for (uint32_t i = 0; i < held_; i++) Free(held_ids_[(head_ + i) % count_]);
     head_ = (head_ + held_) % count_;
     held_ = 0;
   }
@@ -465,6 +506,7 @@ class UringBackend final : public Backend {
   void ReadQueued(uint32_t limit) {
     for (uint32_t n = 0; n < limit && closing_budget_ > 0 && !free_.empty();) {
       uint16_t id = free_.back();
+      if (slabs_[id] == nullptr && !ProvideMemory(id)) return;  // memory is short: Finish counts what is left
       uint8_t* buffer = Buffer(id);
       iovec payload = {buffer + PayloadOffset(), slot_capacity_};
       msghdr message;
@@ -478,7 +520,7 @@ class UringBackend final : public Backend {
       // MSG_TRUNC: the length on the wire, as the multishot reports it.
       ssize_t length = recvmsg(fd_, &message, MSG_DONTWAIT | MSG_TRUNC);
       if (length < 0 && (errno == EINTR || IsPerPacketError(errno))) continue;
-      if (length < 0) return;  // empty (EAGAIN), or failing: nothing more to read
+      if (length < 0) return ReleaseMemory(id);  // empty (EAGAIN), or failing: nothing more to read
       free_.pop_back();
       closing_budget_--;
       n++;
@@ -539,7 +581,9 @@ class UringBackend final : public Backend {
   CoalescedRing coalesced_;     // coalescing: wire lengths, split datagrams, counters
   size_t control_size_ = 0;
   size_t buffer_bytes_ = 0;  // a buffer: header, name, control, payload, padding
-  uint8_t* buffers_ = nullptr;
+  std::unique_ptr<SlabCutter> cutter_;  // buffers' memory (slabs outlive the backend while JS views them)
+  std::vector<uint8_t*> addresses_;     // by buffer id: its memory while it is not free, else nullptr
+  std::vector<Slab*> slabs_;            // by buffer id: the slab of that memory (one reference), else nullptr
   Uring ring_;
   BufferRing buffer_ring_;
   msghdr header_;  // what the multishot receives into (sizes only: the buffers come from the ring)

@@ -1,5 +1,6 @@
 #include "slab.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 
@@ -44,6 +45,33 @@ void SlabPool::Give(uint8_t* data) {
     }
   }
   free(data);
+}
+
+SlabCutter::SlabCutter(size_t unit, size_t units) : unit_(unit) {
+  size_t slab_bytes = std::max<size_t>(1, std::min(units, kMaxSlabBytes / unit)) * unit;
+  pool_ = SlabPool::Create(slab_bytes, std::max<size_t>(2, kIdleSlabBytes / slab_bytes));
+}
+
+SlabCutter::~SlabCutter() {
+  if (slab_ != nullptr) slab_->Release();
+}
+
+uint32_t SlabCutter::Reserve(uint32_t want) {
+  size_t left = slab_ != nullptr ? (slab_->size() - used_) / unit_ : 0;
+  if (left == 0) {
+    if (slab_ != nullptr) slab_->Release();
+    slab_ = pool_->Take();
+    used_ = 0;
+    if (slab_ == nullptr) return 0;
+    left = slab_->size() / unit_;
+  }
+  return static_cast<uint32_t>(std::min<size_t>(want, left));
+}
+
+Slab* SlabCutter::Use(uint32_t count) {
+  slab_->Retain(count);
+  used_ += count * unit_;
+  return slab_;
 }
 
 }  // namespace dgram_ring

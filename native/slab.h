@@ -60,6 +60,38 @@ class SlabPool : public std::enable_shared_from_this<SlabPool> {
   std::vector<uint8_t*> idle_;
 };
 
+// Cuts a backend's receive buffers (`unit` bytes each) in order out of slabs
+// of its own pool: a slab of up to kMaxSlabBytes (at least one unit), and up
+// to kIdleSlabBytes of idle ones kept for reuse. Used by one thread at a time
+// (whichever receives).
+class SlabCutter {
+ public:
+  static constexpr size_t kMaxSlabBytes = size_t{4} << 20;
+  static constexpr size_t kIdleSlabBytes = size_t{16} << 20;
+
+  // `units` is the most a backend cuts at once (a slab holds as many, if it may).
+  SlabCutter(size_t unit, size_t units);
+  ~SlabCutter();
+  SlabCutter(const SlabCutter&) = delete;
+  SlabCutter& operator=(const SlabCutter&) = delete;
+
+  // The next unused units of the current slab, up to `want` (fewer at a
+  // slab's end), after moving to a new slab if it has none left: their
+  // count, 0 when memory is short. Nothing is used until Use.
+  uint32_t Reserve(uint32_t want);
+  // The address of reserved unit `i`.
+  uint8_t* Unit(uint32_t i) const { return slab_->data() + used_ + i * unit_; }
+  // The first `count` reserved units are taken: they hold one reference to
+  // the slab each (returned: drop each with Slab::Release).
+  Slab* Use(uint32_t count);
+
+ private:
+  const size_t unit_;
+  std::shared_ptr<SlabPool> pool_;
+  Slab* slab_ = nullptr;  // the slab being cut (one reference, ours)
+  size_t used_ = 0;       // its bytes cut so far
+};
+
 }  // namespace dgram_ring
 
 #endif  // DGRAM_RING_SLAB_H_
