@@ -12,7 +12,7 @@ import type { DatagramBatch } from '../datagram'
 import { parseStatsd, parseSyslog } from '../parsers'
 import { zoneConverter } from '../parsers/timezone'
 import type { ListenCommand } from './flags'
-import type { LineBuffer } from './output'
+import { encodeAscii, type LineBuffer } from './output'
 import { SyslogLineWriter } from './syslog-line'
 
 const T = binding.table
@@ -30,13 +30,41 @@ export type BatchFormatter = (batch: DatagramBatch, from: number, to: number, ou
 type PrefixKey = 'remoteAddress' | 'remotePort' | 'localAddress' | 'interfaceIndex' | 'receivedAt' | 'size' | 'truncated'
 type ParsedRecord = object & { [K in PrefixKey]?: never }
 
+const TRUE = encodeAscii(',"truncated":true')
+const FALSE = encodeAscii(',"truncated":false')
+
+/** A value's text between a fixed head and tail, encoded once for as long as the value stays the same. */
+class EncodedText {
+  readonly #head: string
+  readonly #tail: string
+  #value: string | number | undefined = undefined
+  #bytes: Uint8Array = new Uint8Array(0)
+
+  constructor(head: string, tail: string) {
+    this.#head = head
+    this.#tail = tail
+  }
+
+  /** The bytes for `value`: an address, or a receive time (milliseconds) written as ISO 8601. */
+  of(value: string | number): Uint8Array {
+    if (value !== this.#value) {
+      this.#value = value
+      const text = typeof value === 'number' ? new Date(value).toISOString() : value
+      this.#bytes = encodeAscii(`${this.#head}${text}${this.#tail}`)
+    }
+    return this.#bytes
+  }
+}
+
 const WHOLE = Object.freeze({ truncated: false })
 const TRUNCATED = Object.freeze({ truncated: true })
 
 export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding' | 'timeZone'>): BatchFormatter {
-  // A batch's datagrams share their receive time: format it once a batch.
-  let lastMillis = Number.NaN
-  let lastIso = ''
+  // The prefix in pieces encoded once: the sender's address (most traffic
+  // comes from few peers), the local address, and the batch's receive time.
+  const remote = new EncodedText('{"remoteAddress":"', '","remotePort":')
+  const local = new EncodedText(',"localAddress":"', '","interfaceIndex":')
+  const received = new EncodedText(',"receivedAt":"', '","size":')
   // `{"remoteAddress":…,"truncated":…` without the closing brace. Fields the
   // OS did not report are left out, as JSON.stringify leaves out undefined.
   const prefix = (batch: DatagramBatch, index: number, out: LineBuffer): void => {
@@ -45,25 +73,15 @@ export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding'
     const flags = table[row + T.flags] as number
     // Addresses come formatted (and cached) from the Datagram.
     const datagram = batch.at(index)!
-    out.ascii('{"remoteAddress":"')
-    out.ascii(datagram.remoteAddress)
-    out.ascii('","remotePort":')
+    out.bytes(remote.of(datagram.remoteAddress))
     out.integer(table[row + T.remotePort] as number)
     if (flags & F.hasLocal) {
-      out.ascii(',"localAddress":"')
-      out.ascii(datagram.localAddress as string)
-      out.ascii('","interfaceIndex":')
+      out.bytes(local.of(datagram.localAddress as string))
       out.integer(table[row + T.interfaceIndex] as number)
     }
-    if (batch.receivedAt !== lastMillis) {
-      lastMillis = batch.receivedAt
-      lastIso = new Date(lastMillis).toISOString()
-    }
-    out.ascii(',"receivedAt":"')
-    out.ascii(lastIso)
-    out.ascii('","size":')
+    out.bytes(received.of(batch.receivedAt))
     out.integer(table[row + T.length] as number)
-    out.ascii(flags & F.truncated ? ',"truncated":true' : ',"truncated":false')
+    out.bytes(flags & F.truncated ? TRUE : FALSE)
   }
   // The payload as a Buffer, for the parsers and the encoders that need one.
   const payload = (batch: DatagramBatch, index: number): Buffer => {

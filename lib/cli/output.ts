@@ -25,8 +25,16 @@ for (let byte = 0; byte < 0x80; byte++) {
   ESCAPES.push(escape)
   PLAIN[byte] = escape === '' ? 1 : 0
 }
+// A character whose byte is not in PLAIN.
+const NOT_PLAIN = /[^ !#-[\]-~]/
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string
 // Runs up to this long are copied a byte at a time: a subarray costs more.
 const SHORT_RUN = 16
+
+/** ASCII text as bytes, for text appended often: a string a character at a time costs more, a cons string most. */
+export function encodeAscii(text: string): Uint8Array {
+  return Uint8Array.from(text, (char) => char.charCodeAt(0))
+}
 
 export class LineBuffer {
   #buffer = Buffer.allocUnsafeSlow(INITIAL_BYTES)
@@ -85,14 +93,25 @@ export class LineBuffer {
     this.#length = at
   }
 
-  /** Appends a non-negative integer in decimal. */
+  /** Appends a non-negative integer in decimal (below 2^53: ports, sizes, indices). */
   integer(value: number): void {
-    if (value < 10) {
-      this.reserve(1)
-      this.#buffer[this.#length++] = 0x30 + value
-    } else {
-      this.ascii(`${value}`)
+    let digits = 1
+    for (let power = 10; power <= value; power *= 10) digits++
+    this.reserve(digits)
+    const buffer = this.#buffer
+    const end = this.#length + digits
+    for (let at = end - 1; at >= this.#length; at--) {
+      buffer[at] = 0x30 + (value % 10)
+      value = Math.floor(value / 10)
     }
+    this.#length = end
+  }
+
+  /** Appends all of `bytes` (text encoded once, from {@link encodeAscii}). */
+  bytes(bytes: Uint8Array): void {
+    this.reserve(bytes.length)
+    this.#buffer.set(bytes, this.#length)
+    this.#length += bytes.length
   }
 
   /** Appends `source[start, end)` as it is. */
@@ -100,7 +119,12 @@ export class LineBuffer {
     this.reserve(end - start)
     const buffer = this.#buffer
     let at = this.#length
-    for (let i = start; i < end; i++) buffer[at++] = source[i] as number
+    if (end - start > SHORT_RUN) {
+      buffer.set(source.subarray(start, end), at)
+      at += end - start
+    } else {
+      for (let i = start; i < end; i++) buffer[at++] = source[i] as number
+    }
     this.#length = at
   }
 
@@ -130,17 +154,21 @@ export class LineBuffer {
     const buffer = this.#buffer
     let at = this.#length
     buffer[at++] = 0x22
-    let i = start
+    // Most text needs no escaping: its first byte that does is found by a
+    // regular expression (compiled to native code) over the bytes read as
+    // Latin-1, which is cheaper than a scan in JavaScript.
+    let i = end - start > SHORT_RUN ? start + (latin1Slice.call(source, start, end) as string).search(NOT_PLAIN) : start
+    if (i < start) i = end
+    this.#length = at
+    this.copy(source, start, i)
+    at = this.#length
     while (i < end) {
       // A run of bytes written as they are: found by a scan, then copied at once.
       const run = i
       while (i < end && PLAIN[source[i] as number] === 1) i++
-      if (i - run > SHORT_RUN) {
-        buffer.set(source.subarray(run, i), at)
-        at += i - run
-      } else {
-        for (let k = run; k < i; k++) buffer[at++] = source[k] as number
-      }
+      this.#length = at
+      this.copy(source, run, i)
+      at = this.#length
       if (i === end) break
       const byte = source[i] as number
       if (byte < 0x80) {

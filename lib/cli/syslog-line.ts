@@ -12,7 +12,7 @@
 // same bytes, on the golden corpus and on generated messages.
 import { bsdToIso, daysInMonth, MONTHS, utcMillis, validTime } from '../parsers/syslog'
 import type { ZoneConverter } from '../parsers/timezone'
-import type { LineBuffer } from './output'
+import { encodeAscii, type LineBuffer } from './output'
 
 const SPACE = 0x20
 const QUOTE = 0x22
@@ -21,6 +21,9 @@ const COLON = 0x3a
 const OPEN = 0x5b // [
 const BACKSLASH = 0x5c
 const CLOSE = 0x5d // ]
+
+const RFC5424 = encodeAscii(',"format":"rfc5424","priority":')
+const RFC3164 = encodeAscii(',"format":"rfc3164","priority":')
 
 // The JSON keys of the RFC 5424 header fields after TIMESTAMP, in order.
 const HEADER_KEYS = [',"hostname":', ',"appName":', ',"procId":', ',"msgId":']
@@ -110,8 +113,8 @@ export class SyslogLineWriter {
     return this.#rfc3164(out, bytes, pos, end, priority, receivedAt)
   }
 
-  #head(out: LineBuffer, format: string, priority: number): void {
-    out.ascii(`,"format":"${format}","priority":`)
+  #head(out: LineBuffer, format: Uint8Array, priority: number): void {
+    out.bytes(format)
     out.integer(priority)
     out.ascii(',"facility":')
     out.integer(priority >> 3)
@@ -135,7 +138,7 @@ export class SyslogLineWriter {
     const stamp = pos
     const stampEnd = this.#wordEnd(bytes, pos, end)
     if (stampEnd === -1) return false
-    this.#head(out, 'rfc5424', priority)
+    this.#head(out, RFC5424, priority)
     out.integer(version)
     if (stampEnd - stamp === 1 && bytes[stamp] === DASH) {
       out.ascii(',"timestamp":null,"isoTimestamp":null')
@@ -312,7 +315,9 @@ export class SyslogLineWriter {
       out.ascii('Z"')
       return
     }
-    out.ascii(`"${this.#isoWithOffset(bytes, start, end)}"`)
+    out.ascii('"')
+    out.ascii(this.#isoWithOffset(bytes, start, end))
+    out.ascii('"')
   }
 
   #isoWithOffset(bytes: Uint8Array, start: number, end: number): string {
@@ -337,7 +342,7 @@ export class SyslogLineWriter {
    * like a TAG, then the TAG, and the rest is the message.
    */
   #rfc3164(out: LineBuffer, bytes: Uint8Array, pos: number, end: number, priority: number, receivedAt: number): boolean {
-    this.#head(out, 'rfc3164', priority)
+    this.#head(out, RFC3164, priority)
     out.ascii('null,"timestamp":')
     let hasTimestamp = true
     const bsdEnd = this.#bsdTimestampEnd(bytes, pos, end)
@@ -346,7 +351,13 @@ export class SyslogLineWriter {
       out.copy(bytes, pos, bsdEnd)
       out.ascii('","isoTimestamp":')
       const iso = this.#bsdIso(bytes, pos, bsdEnd, receivedAt)
-      out.ascii(iso === null ? 'null' : `"${iso}"`)
+      if (iso === null) {
+        out.ascii('null')
+      } else {
+        out.ascii('"')
+        out.ascii(iso)
+        out.ascii('"')
+      }
       pos = bsdEnd
     } else {
       let wordEnd = pos
