@@ -243,3 +243,22 @@ t.test('generated messages write what parseSyslog() gives', async (t) => {
     check(undefined, [Buffer.concat([Buffer.from(head), bytes])])), { numRuns: 3000 })
   t.pass('no difference')
 })
+
+t.test('a repeated timestamp is written again right after its buffer was used again', async (t) => {
+  const write = batchFormatter({ parse: 'syslog', timeZone: 'UTC' })
+  const lines = new LineBuffer()
+  const run = (text) => {
+    const d = datagram(text)
+    write(makeBatch([d], RECEIVED), 0, 1, lines)
+    return [lines.take().bytes.toString(), expected(d, RECEIVED, 'UTC')]
+  }
+  for (const text of [
+    '<13>1 2026-11-27T21:00:00+09:00 first a - - - one',
+    `<13>1 - ${'x'.repeat(200)} a - - - overwrites what the first line's bytes were`,
+    '<14>1 2026-11-27T21:00:00+09:00 second a - - - the same timestamp',
+    '<14>1 2026-11-27T21:00:00+09:00 third a - - - and again',
+  ]) {
+    const [actual, wanted] = run(text)
+    t.equal(actual, wanted)
+  }
+})

@@ -51,6 +51,12 @@ export class LineBuffer {
     this.#length = length
   }
 
+  /** A copy of what was written from `start` on. */
+  written(start: number): Uint8Array {
+    // Uint8Array's slice copies (Buffer's would be a view of bytes about to be used again).
+    return Uint8Array.prototype.slice.call(this.#buffer, start, this.#length)
+  }
+
   /** Makes room for `bytes` more bytes. */
   reserve(bytes: number): void {
     const room = this.#length + bytes

@@ -22,8 +22,7 @@ const OPEN = 0x5b // [
 const BACKSLASH = 0x5c
 const CLOSE = 0x5d // ]
 
-const RFC5424 = encodeAscii(',"format":"rfc5424","priority":')
-const RFC3164 = encodeAscii(',"format":"rfc3164","priority":')
+const NO_TIMESTAMP = encodeAscii(',"timestamp":null,"isoTimestamp":null')
 
 // The JSON keys of the RFC 5424 header fields after TIMESTAMP, in order.
 const HEADER_KEYS = [',"hostname":', ',"appName":', ',"procId":', ',"msgId":']
@@ -72,10 +71,12 @@ export class SyslogLineWriter {
   #millis = 0
   #offsetMinutes = 0
   #zulu = false
-  // The last timestamp with an offset, and its ISO form: a sender's messages often share theirs.
+  // The last RFC 5424 timestamp, and the JSON written for it.
   #lastStamp = new Uint8Array(64)
   #lastStampLength = -1
-  #lastIso = ''
+  #lastStampJson: Uint8Array = new Uint8Array(0)
+  // The JSON of PRI and VERSION 1 (RFC 5424) or none (RFC 3164), by version * 192 + priority.
+  #heads: (Uint8Array | undefined)[] = []
   // The SD-IDs (or PARAM-NAMEs of one element) written so far, as start/end pairs, to see repeats.
   #names: number[] = []
 
@@ -113,14 +114,19 @@ export class SyslogLineWriter {
     return this.#rfc3164(out, bytes, pos, end, priority, receivedAt)
   }
 
-  #head(out: LineBuffer, format: Uint8Array, priority: number): void {
-    out.bytes(format)
-    out.integer(priority)
-    out.ascii(',"facility":')
-    out.integer(priority >> 3)
-    out.ascii(',"severity":')
-    out.integer(priority & 7)
-    out.ascii(',"version":')
+  /** `,"format":…,"version":…`: from PRI and VERSION alone, so encoded once for each (RFC 3164: version 0). */
+  #head(out: LineBuffer, priority: number, version: number): void {
+    const key = version * 192 + priority
+    let head = key < this.#heads.length ? this.#heads[key] : undefined
+    if (head === undefined) {
+      const format = version === 0 ? 'rfc3164' : 'rfc5424'
+      head = encodeAscii(
+        `,"format":"${format}","priority":${priority},"facility":${priority >> 3},"severity":${priority & 7},"version":${version === 0 ? 'null' : version}`,
+      )
+      // Versions other than 1 are rare: encoded each time rather than kept.
+      if (version <= 1) this.#heads[key] = head
+    }
+    out.bytes(head)
   }
 
   /** A header field: `null` for the NILVALUE `-`. */
@@ -138,15 +144,11 @@ export class SyslogLineWriter {
     const stamp = pos
     const stampEnd = this.#wordEnd(bytes, pos, end)
     if (stampEnd === -1) return false
-    this.#head(out, RFC5424, priority)
-    out.integer(version)
+    this.#head(out, priority, version)
     if (stampEnd - stamp === 1 && bytes[stamp] === DASH) {
-      out.ascii(',"timestamp":null,"isoTimestamp":null')
-    } else {
-      out.ascii(',"timestamp":')
-      if (!out.jsonUtf8(bytes, stamp, stampEnd)) return false
-      out.ascii(',"isoTimestamp":')
-      this.#writeIso(out, bytes, stamp, stampEnd)
+      out.bytes(NO_TIMESTAMP)
+    } else if (!this.#timestamp(out, bytes, stamp, stampEnd)) {
+      return false
     }
     pos = stampEnd + 1
     for (const key of HEADER_KEYS) {
@@ -315,25 +317,39 @@ export class SyslogLineWriter {
       out.ascii('Z"')
       return
     }
+    const utc = utcMillis(this.#year, this.#month, this.#day, this.#hour, this.#minute, this.#second, this.#millis)
     out.ascii('"')
-    out.ascii(this.#isoWithOffset(bytes, start, end))
+    out.ascii(new Date(utc - this.#offsetMinutes * 60_000).toISOString())
     out.ascii('"')
   }
 
-  #isoWithOffset(bytes: Uint8Array, start: number, end: number): string {
+  /**
+   * `,"timestamp":…,"isoTimestamp":…` for an RFC 5424 TIMESTAMP: a sender's
+   * messages often share theirs, so the last one's bytes are kept and written
+   * again while it repeats.
+   */
+  #timestamp(out: LineBuffer, bytes: Uint8Array, start: number, end: number): boolean {
     const length = end - start
     const last = this.#lastStamp
     if (length === this.#lastStampLength) {
       let k = 0
       while (k < length && bytes[start + k] === last[k]) k++
-      if (k === length) return this.#lastIso
+      if (k === length) {
+        out.bytes(this.#lastStampJson)
+        return true
+      }
     }
-    const utc = utcMillis(this.#year, this.#month, this.#day, this.#hour, this.#minute, this.#second, this.#millis)
-    this.#lastIso = new Date(utc - this.#offsetMinutes * 60_000).toISOString()
-    // At most 35 bytes: it fits.
-    for (let k = 0; k < length; k++) last[k] = bytes[start + k] as number
-    this.#lastStampLength = length
-    return this.#lastIso
+    const from = out.length
+    out.ascii(',"timestamp":')
+    if (!out.jsonUtf8(bytes, start, end)) return false
+    out.ascii(',"isoTimestamp":')
+    this.#writeIso(out, bytes, start, end)
+    if (length <= last.length) {
+      last.set(bytes.subarray(start, end))
+      this.#lastStampLength = length
+      this.#lastStampJson = out.written(from)
+    }
+    return true
   }
 
   /**
@@ -342,8 +358,8 @@ export class SyslogLineWriter {
    * like a TAG, then the TAG, and the rest is the message.
    */
   #rfc3164(out: LineBuffer, bytes: Uint8Array, pos: number, end: number, priority: number, receivedAt: number): boolean {
-    this.#head(out, RFC3164, priority)
-    out.ascii('null,"timestamp":')
+    this.#head(out, priority, 0)
+    out.ascii(',"timestamp":')
     let hasTimestamp = true
     const bsdEnd = this.#bsdTimestampEnd(bytes, pos, end)
     if (bsdEnd !== -1) {
