@@ -81,3 +81,17 @@ t.test('arbitrary bytes, several datagrams a batch', async (t) => {
   }
   t.pass('no difference')
 })
+
+t.test('a byte that needs care at every position of a word', async (t) => {
+  // Plain text is tested four bytes at a time: each kind of byte at each offset, before and after the last whole word.
+  for (const byte of [0x00, 0x0a, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7e, 0x7f, 0x80, 0xc3, 0xff]) {
+    const payloads = []
+    for (let at = 0; at < 23; at++) {
+      const bytes = Buffer.from('abcdefghijklmnopqrstuvw')
+      bytes[at] = byte
+      payloads.push(bytes)
+    }
+    t.ok(check({ parse: 'raw' }, payloads), `byte 0x${byte.toString(16)}`)
+    t.ok(check({ parse: 'raw', encoding: 'utf8' }, payloads.map((p) => Buffer.concat([p, Buffer.from('é')]))), `byte 0x${byte.toString(16)}, then UTF-8`)
+  }
+})
