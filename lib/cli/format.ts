@@ -30,6 +30,8 @@ export type BatchFormatter = (batch: DatagramBatch, from: number, to: number, ou
 type PrefixKey = 'remoteAddress' | 'remotePort' | 'localAddress' | 'interfaceIndex' | 'receivedAt' | 'size' | 'truncated'
 type ParsedRecord = object & { [K in PrefixKey]?: never }
 
+const DATA = encodeAscii(',"data":')
+const UTF8_END = encodeAscii(',"encoding":"utf8"}\n')
 const TRUE = encodeAscii(',"truncated":true')
 const FALSE = encodeAscii(',"truncated":false')
 
@@ -142,14 +144,14 @@ export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding'
           const row = i * T.stride
           const start = table[row + T.offset] as number
           const end = start + (table[row + T.length] as number)
-          out.ascii(',"data":')
+          out.bytes(DATA)
           const at = out.length
           if (encoding === 'hex') {
             out.ascii('"')
             out.hex(bytes, start, end)
             out.ascii('","encoding":"hex"}\n')
           } else if ((encoding === undefined || encoding === 'utf8') && out.jsonUtf8(bytes, start, end)) {
-            out.ascii(',"encoding":"utf8"}\n')
+            out.bytes(UTF8_END)
           } else if (encoding === 'utf8') {
             // Not UTF-8, and asked for as text: decoded with U+FFFD for what is not.
             out.truncate(at)

@@ -115,9 +115,7 @@ export class LineBuffer {
 
   /** Appends all of `bytes` (text encoded once, from {@link encodeAscii}). */
   bytes(bytes: Uint8Array): void {
-    this.reserve(bytes.length)
-    this.#buffer.set(bytes, this.#length)
-    this.#length += bytes.length
+    this.copy(bytes, 0, bytes.length)
   }
 
   /** Appends `source[start, end)` as it is. */
@@ -126,7 +124,7 @@ export class LineBuffer {
     const buffer = this.#buffer
     let at = this.#length
     if (end - start > SHORT_RUN) {
-      buffer.set(source.subarray(start, end), at)
+      buffer.set(start === 0 && end === source.length ? source : source.subarray(start, end), at)
       at += end - start
     } else {
       for (let i = start; i < end; i++) buffer[at++] = source[i] as number

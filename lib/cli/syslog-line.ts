@@ -25,7 +25,12 @@ const CLOSE = 0x5d // ]
 const NO_TIMESTAMP = encodeAscii(',"timestamp":null,"isoTimestamp":null')
 
 // The JSON keys of the RFC 5424 header fields after TIMESTAMP, in order.
-const HEADER_KEYS = [',"hostname":', ',"appName":', ',"procId":', ',"msgId":']
+const HEADER_KEYS = [',"hostname":', ',"appName":', ',"procId":', ',"msgId":'].map(encodeAscii)
+const NULL = encodeAscii('null')
+const STRUCTURED_DATA = encodeAscii(',"structuredData":')
+const MESSAGE = encodeAscii(',"message":')
+const NO_STRUCTURED_DATA = encodeAscii(',"structuredData":{},"message":')
+const END = encodeAscii('}\n')
 
 function isDigit(byte: number): boolean {
   return byte >= 0x30 && byte <= 0x39
@@ -130,10 +135,10 @@ export class SyslogLineWriter {
   }
 
   /** A header field: `null` for the NILVALUE `-`. */
-  #field(out: LineBuffer, key: string, bytes: Uint8Array, start: number, end: number): boolean {
-    out.ascii(key)
+  #field(out: LineBuffer, key: Uint8Array, bytes: Uint8Array, start: number, end: number): boolean {
+    out.bytes(key)
     if (end - start === 1 && bytes[start] === DASH) {
-      out.ascii('null')
+      out.bytes(NULL)
       return true
     }
     return out.jsonUtf8(bytes, start, end)
@@ -157,15 +162,15 @@ export class SyslogLineWriter {
       pos = fieldEnd + 1
     }
     if (pos >= end) return false
-    out.ascii(',"structuredData":')
     if (bytes[pos] === DASH) {
-      out.ascii('{}')
+      out.bytes(NO_STRUCTURED_DATA)
       pos++
     } else {
+      out.bytes(STRUCTURED_DATA)
       pos = this.#structuredData(out, bytes, pos, end)
       if (pos === -1) return false
+      out.bytes(MESSAGE)
     }
-    out.ascii(',"message":')
     if (pos < end) {
       if (bytes[pos] !== SPACE) return false
       pos++
@@ -173,7 +178,7 @@ export class SyslogLineWriter {
       if (end - pos >= 3 && bytes[pos] === 0xef && bytes[pos + 1] === 0xbb && bytes[pos + 2] === 0xbf) pos += 3
     }
     if (!out.jsonUtf8(bytes, pos, end)) return false
-    out.ascii('}\n')
+    out.bytes(END)
     return true
   }
 
