@@ -95,3 +95,22 @@ t.test('a byte that needs care at every position of a word', async (t) => {
     t.ok(check({ parse: 'raw', encoding: 'utf8' }, payloads.map((p) => Buffer.concat([p, Buffer.from('é')]))), `byte 0x${byte.toString(16)}, then UTF-8`)
   }
 })
+
+t.test('many senders: addresses encoded past what is kept', async (t) => {
+  const datagrams = Array.from({ length: 2500 }, (_, i) => ({
+    ...datagram(`m${i}`, 1),
+    remoteAddress: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+    localAddress: `127.0.${(i >> 8) & 255}.${i & 255}`,
+    interfaceIndex: 1,
+    truncated: false,
+  }))
+  for (const command of [{ parse: 'raw' }, { parse: 'statsd' }]) {
+    const write = batchFormatter(command)
+    const lines = new LineBuffer()
+    // Twice: the second pass finds some addresses kept, others cleared.
+    for (let pass = 0; pass < 2; pass++) {
+      write(makeBatch(datagrams, RECEIVED), 0, datagrams.length, lines)
+      t.equal(lines.take().bytes.toString(), datagrams.map((d) => expected(command, d)).join(''), `${command.parse}, pass ${pass + 1}`)
+    }
+  }
+})

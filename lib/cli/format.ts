@@ -35,26 +35,36 @@ const UTF8_END = encodeAscii(',"encoding":"utf8"}\n')
 const TRUE = encodeAscii(',"truncated":true')
 const FALSE = encodeAscii(',"truncated":false')
 
-/** A value's text between a fixed head and tail, encoded once for as long as the value stays the same. */
+/** A value's text between a fixed head and tail, encoded once a value. */
 class EncodedText {
   readonly #head: string
   readonly #tail: string
-  #value: string | number | undefined = undefined
-  #bytes: Uint8Array = new Uint8Array(0)
+  readonly #limit: number
+  readonly #encoded = new Map<string | number, Uint8Array>()
+  // The last value asked for: most lines repeat it (one sender, one batch).
+  #last: string | number | undefined = undefined
+  #lastBytes: Uint8Array = new Uint8Array(0)
 
-  constructor(head: string, tail: string) {
+  /** Up to `limit` values are kept encoded besides the last: a flood from many sources clears them rather than growing them. */
+  constructor(head: string, tail: string, limit: number) {
     this.#head = head
     this.#tail = tail
+    this.#limit = limit
   }
 
   /** The bytes for `value`: an address, or a receive time (milliseconds) written as ISO 8601. */
   of(value: string | number): Uint8Array {
-    if (value !== this.#value) {
-      this.#value = value
+    if (value === this.#last) return this.#lastBytes
+    let bytes = this.#encoded.get(value)
+    if (bytes === undefined) {
       const text = typeof value === 'number' ? new Date(value).toISOString() : value
-      this.#bytes = encodeAscii(`${this.#head}${text}${this.#tail}`)
+      bytes = encodeAscii(`${this.#head}${text}${this.#tail}`)
+      if (this.#encoded.size >= this.#limit) this.#encoded.clear()
+      if (this.#limit > 0) this.#encoded.set(value, bytes)
     }
-    return this.#bytes
+    this.#last = value
+    this.#lastBytes = bytes
+    return bytes
   }
 }
 
@@ -64,9 +74,10 @@ const TRUNCATED = Object.freeze({ truncated: true })
 export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding' | 'timeZone'>): BatchFormatter {
   // The prefix in pieces encoded once: the sender's address (most traffic
   // comes from few peers), the local address, and the batch's receive time.
-  const remote = new EncodedText('{"remoteAddress":"', '","remotePort":')
-  const local = new EncodedText(',"localAddress":"', '","interfaceIndex":')
-  const received = new EncodedText(',"receivedAt":"', '","size":')
+  const remote = new EncodedText('{"remoteAddress":"', '","remotePort":', 1024)
+  const local = new EncodedText(',"localAddress":"', '","interfaceIndex":', 64)
+  // A receive time is never seen again once its batch is written.
+  const received = new EncodedText(',"receivedAt":"', '","size":', 0)
   // `{"remoteAddress":…,"truncated":…` without the closing brace. Fields the
   // OS did not report are left out, as JSON.stringify leaves out undefined.
   const prefix = (batch: DatagramBatch, index: number, out: LineBuffer): void => {
