@@ -12,6 +12,7 @@ import { RingSocket, resolveOptions, type AddressInfo, type ListenOptions, type 
 import { abortError, closedError, invalidState } from './errors'
 import { iterateBatches } from './batches'
 import { Credits } from './credits'
+import { ReadableIterator } from './stream-iterator'
 
 /**
  * @internal The key of DatagramStream's take-over hook, for dgram-ring/rx. A
@@ -235,8 +236,25 @@ export class DatagramStream extends Readable {
     return datagram
   }
 
+  /**
+   * The datagrams, for `for await`: Readable's iterator semantics (leaving
+   * the loop early destroys the stream, an error is thrown from `next()`,
+   * `close()` ends it after what was received), at a fraction of its cost a
+   * datagram (lib/stream-iterator.ts).
+   */
   override [Symbol.asyncIterator](): AsyncIterableIterator<Datagram> {
-    return super[Symbol.asyncIterator]()
+    return new ReadableIterator<Datagram>(this, true)
+  }
+
+  /**
+   * As `Readable.prototype.iterator()`: the iterator of `for await`, and with
+   * `destroyOnReturn: false` leaving the loop early leaves the stream open
+   * (and readable) instead of destroying it.
+   */
+  override iterator(options?: { destroyOnReturn?: boolean }): AsyncIterableIterator<Datagram> {
+    // Node's own check and error for options that are not an object.
+    if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) return super.iterator(options)
+    return new ReadableIterator<Datagram>(this, options?.destroyOnReturn !== false)
   }
 }
 

@@ -1,75 +1,181 @@
 // What a datagram becomes on stdout: JSON lines that start with where and
 // when it came from, then its payload or the records parsed from it.
 //
-// The text is built directly: the datagram's fields as a JSON prefix written
-// once, then each record's own JSON spliced in after it, with no merged
-// object a line. The output is exactly what JSON.stringify({ ...fields,
-// ...record }) gives (test/golden.test.mjs holds it to that).
-import { isUtf8 } from 'node:buffer'
-import type { Datagram } from '../datagram'
+// A batch at a time, written straight into the batch's output bytes: the
+// datagram's fields as a JSON prefix, then the payload or each record's
+// members after it, with no merged object and no string a line. The output
+// is exactly what JSON.stringify({ ...fields, ...record }) gives
+// (test/golden.test.mjs holds it to that).
+import { Buffer } from 'node:buffer'
+import { binding } from '../binding'
+import type { DatagramBatch } from '../datagram'
 import { parseStatsd, parseSyslog } from '../parsers'
-import type { Encoding, ListenCommand } from './flags'
+import { zoneConverter } from '../parsers/timezone'
+import type { ListenCommand } from './flags'
+import { encodeAscii, type LineBuffer } from './output'
+import { SyslogLineWriter } from './syslog-line'
 
-/** What a datagram needs to be formatted: a Datagram, or anything with its fields. */
-export type FormatInput = Pick<Datagram, 'data' | 'remoteAddress' | 'remotePort' | 'localAddress' | 'interfaceIndex' | 'receivedAt' | 'truncated'>
+const T = binding.table
+const F = binding.flags
 
-/** A datagram's lines: one a record, each ending in a newline. */
-export type Formatter = (datagram: FormatInput) => string
+/**
+ * Writes the lines of the datagrams `from` to `to` (exclusive) of a batch,
+ * one a record, each ending in a newline, marking where each datagram's end.
+ */
+export type BatchFormatter = (batch: DatagramBatch, from: number, to: number, out: LineBuffer) => void
 
 // The keys of the prefix. A record never has one of them (the parsers'
-// record types say so, and the compiler holds them to it): splicing a
-// record's JSON after the prefix then gives what an object spread would.
+// record types say so, and the compiler holds them to it): writing a
+// record's members after the prefix then gives what an object spread would.
 type PrefixKey = 'remoteAddress' | 'remotePort' | 'localAddress' | 'interfaceIndex' | 'receivedAt' | 'size' | 'truncated'
 type ParsedRecord = object & { [K in PrefixKey]?: never }
 
-export function formatter(command: Pick<ListenCommand, 'parse' | 'encoding' | 'timeZone'>): Formatter {
-  // A batch's datagrams share their receive time: format it once a batch.
-  let lastMillis = Number.NaN
-  let lastIso = ''
-  const iso = (millis: number): string => {
-    if (millis !== lastMillis) {
-      lastMillis = millis
-      lastIso = new Date(millis).toISOString()
-    }
-    return lastIso
+const DATA = encodeAscii(',"data":')
+const UTF8_END = encodeAscii(',"encoding":"utf8"}\n')
+const TRUE = encodeAscii(',"truncated":true')
+const FALSE = encodeAscii(',"truncated":false')
+
+/** A value's text between a fixed head and tail, encoded once a value. */
+class EncodedText {
+  readonly #head: string
+  readonly #tail: string
+  readonly #limit: number
+  readonly #encoded = new Map<string | number, Uint8Array>()
+  // The last value asked for: most lines repeat it (one sender, one batch).
+  #last: string | number | undefined = undefined
+  #lastBytes: Uint8Array = new Uint8Array(0)
+
+  /** Up to `limit` values are kept encoded besides the last: a flood from many sources clears them rather than growing them. */
+  constructor(head: string, tail: string, limit: number) {
+    this.#head = head
+    this.#tail = tail
+    this.#limit = limit
   }
+
+  /** The bytes for `value`: an address, or a receive time (milliseconds) written as ISO 8601. */
+  of(value: string | number): Uint8Array {
+    if (value === this.#last) return this.#lastBytes
+    let bytes = this.#encoded.get(value)
+    if (bytes === undefined) {
+      const text = typeof value === 'number' ? new Date(value).toISOString() : value
+      bytes = encodeAscii(`${this.#head}${text}${this.#tail}`)
+      if (this.#encoded.size >= this.#limit) this.#encoded.clear()
+      if (this.#limit > 0) this.#encoded.set(value, bytes)
+    }
+    this.#last = value
+    this.#lastBytes = bytes
+    return bytes
+  }
+}
+
+const WHOLE = Object.freeze({ truncated: false })
+const TRUNCATED = Object.freeze({ truncated: true })
+
+export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding' | 'timeZone'>): BatchFormatter {
+  // The prefix in pieces encoded once: the sender's address (most traffic
+  // comes from few peers), the local address, and the batch's receive time.
+  const remote = new EncodedText('{"remoteAddress":"', '","remotePort":', 1024)
+  const local = new EncodedText(',"localAddress":"', '","interfaceIndex":', 64)
+  // A receive time is never seen again once its batch is written.
+  const received = new EncodedText(',"receivedAt":"', '","size":', 0)
   // `{"remoteAddress":…,"truncated":…` without the closing brace. Fields the
   // OS did not report are left out, as JSON.stringify leaves out undefined.
-  const prefix = (d: FormatInput): string => {
-    let text = `{"remoteAddress":${JSON.stringify(d.remoteAddress)},"remotePort":${d.remotePort}`
-    const local = d.localAddress
-    if (local !== undefined) text += `,"localAddress":${JSON.stringify(local)}`
-    const index = d.interfaceIndex
-    if (index !== undefined) text += `,"interfaceIndex":${index}`
-    return `${text},"receivedAt":"${iso(d.receivedAt)}","size":${d.data.length},"truncated":${d.truncated}`
+  const prefix = (batch: DatagramBatch, index: number, out: LineBuffer): void => {
+    const table = batch.table
+    const row = index * T.stride
+    const flags = table[row + T.flags] as number
+    // Addresses come formatted (and cached) from the Datagram.
+    const datagram = batch.at(index)!
+    out.bytes(remote.of(datagram.remoteAddress))
+    out.integer(table[row + T.remotePort] as number)
+    if (flags & F.hasLocal) {
+      out.bytes(local.of(datagram.localAddress as string))
+      out.integer(table[row + T.interfaceIndex] as number)
+    }
+    out.bytes(received.of(batch.receivedAt))
+    out.integer(table[row + T.length] as number)
+    out.bytes(flags & F.truncated ? TRUE : FALSE)
   }
-  // One record's line after the datagram's prefix.
-  const line = (head: string, record: ParsedRecord): string => {
-    const json = JSON.stringify(record)
-    return json.length === 2 ? `${head}}\n` : `${head},${json.slice(1)}\n`
+  // The payload as a Buffer, for the parsers and the encoders that need one.
+  const payload = (batch: DatagramBatch, index: number): Buffer => {
+    const row = index * T.stride
+    return Buffer.from(batch.buffer, batch.table[row + T.offset], batch.table[row + T.length])
   }
+  const isTruncated = (batch: DatagramBatch, index: number): boolean => ((batch.table[index * T.stride + T.flags] as number) & F.truncated) !== 0
+  // One record's members after the datagram's prefix.
+  const record = (out: LineBuffer, parsed: ParsedRecord): void => {
+    out.members(JSON.stringify(parsed))
+    out.ascii('\n')
+  }
+
   switch (command.parse) {
     case 'syslog': {
       const timeZone = command.timeZone
-      return (d) => {
-        // The year of an RFC 3164 date is guessed against the time it arrived.
-        const record = parseSyslog(d.data, { truncated: d.truncated, now: () => d.receivedAt, timeZone })
-        return line(prefix(d), record)
+      const lines = new SyslogLineWriter(zoneConverter(timeZone ?? 'UTC'))
+      return (batch, from, to, out) => {
+        const bytes = batch.bytes
+        const table = batch.table
+        const receivedAt = batch.receivedAt
+        for (let i = from; i < to; i++) {
+          prefix(batch, i, out)
+          const row = i * T.stride
+          const start = table[row + T.offset] as number
+          const written = out.length
+          // A truncated datagram is an error record: parseSyslog() writes those.
+          if (isTruncated(batch, i) || !lines.write(out, bytes, start, start + (table[row + T.length] as number), receivedAt)) {
+            out.truncate(written)
+            // The year of an RFC 3164 date is guessed against the time it arrived.
+            record(out, parseSyslog(payload(batch, i), { truncated: isTruncated(batch, i), now: () => receivedAt, timeZone }))
+          }
+          out.endDatagram()
+        }
       }
     }
     case 'statsd':
-      return (d) => {
-        const head = prefix(d)
-        let text = ''
-        for (const metric of parseStatsd(d.data, { truncated: d.truncated })) text += line(head, metric)
-        return text
+      return (batch, from, to, out) => {
+        for (let i = from; i < to; i++) {
+          const start = out.length
+          prefix(batch, i, out)
+          const end = out.length
+          const metrics = parseStatsd(payload(batch, i), isTruncated(batch, i) ? TRUNCATED : WHOLE)
+          for (let m = 0; m < metrics.length; m++) {
+            if (m > 0) out.repeat(start, end)
+            record(out, metrics[m] as ParsedRecord)
+          }
+          out.endDatagram()
+        }
       }
-    case 'raw':
-      return (d) => {
-        const data = d.data
-        // Text stays readable by default; bytes that are not UTF-8 would be mangled by it, so they go as base64.
-        const as: Encoding = command.encoding ?? (isUtf8(data) ? 'utf8' : 'base64')
-        return `${prefix(d)},"data":${JSON.stringify(data.toString(as))},"encoding":"${as}"}\n`
+    case 'raw': {
+      const encoding = command.encoding
+      return (batch, from, to, out) => {
+        const bytes = batch.bytes
+        const table = batch.table
+        for (let i = from; i < to; i++) {
+          prefix(batch, i, out)
+          const row = i * T.stride
+          const start = table[row + T.offset] as number
+          const end = start + (table[row + T.length] as number)
+          out.bytes(DATA)
+          const at = out.length
+          if (encoding === 'hex') {
+            out.ascii('"')
+            out.hex(bytes, start, end)
+            out.ascii('","encoding":"hex"}\n')
+          } else if ((encoding === undefined || encoding === 'utf8') && out.jsonUtf8(bytes, start, end)) {
+            out.bytes(UTF8_END)
+          } else if (encoding === 'utf8') {
+            // Not UTF-8, and asked for as text: decoded with U+FFFD for what is not.
+            out.truncate(at)
+            out.add(JSON.stringify(payload(batch, i).toString('utf8')))
+            out.ascii(',"encoding":"utf8"}\n')
+          } else {
+            // Base64 as asked, or because bytes that are not UTF-8 would be mangled as text.
+            out.truncate(at)
+            out.ascii(`"${payload(batch, i).toString('base64')}","encoding":"base64"}\n`)
+          }
+          out.endDatagram()
+        }
       }
+    }
   }
 }

@@ -3,9 +3,8 @@
 import { once } from 'node:events'
 import os from 'node:os'
 import type { DatagramStream } from '../stream'
-import type { Datagram } from '../datagram'
 import type { RingStats } from '../socket'
-import { formatter } from './format'
+import type { BatchFormatter } from './format'
 import { LineBuffer, type Lines } from './output'
 import { DEFAULT_BUFFER_SIZE, parseFlags, parseListen, type ListenCommand } from './flags'
 
@@ -164,10 +163,18 @@ export async function listenCommand(args: readonly string[]): Promise<number> {
     return 0
   }
   const command = parseListen(flags, backends)
-  return receive(await listen(command.options), command, process.stdout, process.stderr)
+  // With the addon, like the index: the formatter reads the batch's table.
+  const { batchFormatter } = await import('./format')
+  return receive(await listen(command.options), command, batchFormatter(command), process.stdout, process.stderr)
 }
 
-async function receive(stream: DatagramStream, command: ListenCommand, out: NodeJS.WriteStream, err: NodeJS.WriteStream): Promise<number> {
+async function receive(
+  stream: DatagramStream,
+  command: ListenCommand,
+  format: BatchFormatter,
+  out: NodeJS.WriteStream,
+  err: NodeJS.WriteStream,
+): Promise<number> {
   // Aborted when output may no longer be waited for: a reader went away
   // (EPIPE: end quietly), output failed, or --duration's grace ran out.
   const stop = new AbortController()
@@ -203,14 +210,13 @@ async function receive(stream: DatagramStream, command: ListenCommand, out: Node
   }
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal)
 
-  const format = formatter(command)
   const lines = new LineBuffer()
   const limit = command.count ?? Infinity
   let accepted = 0 // datagrams whose lines were handed to stdout
   let written = 0 // ... and that stdout took
   const inFlight: Lines[] = [] // writes stdout has not finished, oldest first
   let onFlushed: (() => void) | undefined
-  // A batch at a time: its lines as one string, one write (the batch's
+  // A batch at a time: its lines as one buffer, one write (the batch's
   // datagrams share their receive time and their crossing).
   try {
     for await (const batch of stream.batches()) {
@@ -218,10 +224,7 @@ async function receive(stream: DatagramStream, command: ListenCommand, out: Node
       // datagram received is counted (as not written when it was not).
       if (accepted === limit || stop.signal.aborted) continue
       const take = Math.min(batch.length, limit - accepted)
-      for (let i = 0; i < take; i++) {
-        lines.add(format(batch.at(i) as Datagram))
-        lines.endDatagram()
-      }
+      format(batch, 0, take, lines)
       accepted += take
       if (accepted === limit) void stream.close()
       if (lines.length === 0) {

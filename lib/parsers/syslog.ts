@@ -100,7 +100,7 @@ export interface SyslogParserOptions extends ParserStreamOptions {
 /** How far in the future an RFC 3164 timestamp may be placed: a day of clock skew. */
 const MAX_FUTURE_MS = 86_400_000
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+export const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
 
 // Anchored, no nested or overlapping quantifiers: linear on any input.
 const BSD_TIMESTAMP = /^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)(?= |$)/
@@ -315,7 +315,7 @@ function parseStructuredData(text: string, pos: number): { data: SyslogStructure
 }
 
 /** Milliseconds since the epoch for a UTC wall-clock time; works for years 0–99 too. */
-function utcMillis(year: number, month: number, day: number, hour: number, minute: number, second: number, ms: number): number {
+export function utcMillis(year: number, month: number, day: number, hour: number, minute: number, second: number, ms: number): number {
   const date = new Date(0)
   date.setUTCFullYear(year, month - 1, day)
   date.setUTCHours(hour, minute, second, ms)
@@ -324,12 +324,12 @@ function utcMillis(year: number, month: number, day: number, hour: number, minut
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
-function daysInMonth(year: number, month: number): number {
+export function daysInMonth(year: number, month: number): number {
   if (month === 2 && ((year % 4 === 0 && year % 100 !== 0) || year % 400 === 0)) return 29
   return DAYS_IN_MONTH[month - 1] as number
 }
 
-function validTime(hour: number, minute: number, second: number): boolean {
+export function validTime(hour: number, minute: number, second: number): boolean {
   // Leap seconds (:60) are rejected: Date cannot represent them.
   return hour < 24 && minute < 60 && second < 60
 }
@@ -368,12 +368,11 @@ function convertRfc3339(value: string): string | null {
 }
 
 /**
- * RFC 3164 timestamp parts → UTC ISO string: the wall-clock time in `zone`,
- * in the latest year that puts it at most {@link MAX_FUTURE_MS} after `now`.
+ * RFC 3164 timestamp parts (`month` 1–12) → UTC ISO string: the wall-clock
+ * time in `zone`, in the latest year that puts it at most
+ * {@link MAX_FUTURE_MS} after `now`; `null` if no year does.
  */
-function bsdToIso(m: RegExpExecArray, now: number, zone: ZoneConverter): string | null {
-  const month = MONTHS.indexOf(m[1] as string) + 1
-  const [day, hour, minute, second] = m.slice(2, 6).map(Number) as [number, number, number, number]
+export function bsdToIso(month: number, day: number, hour: number, minute: number, second: number, now: number, zone: ZoneConverter): string | null {
   if (day < 1 || !validTime(hour, minute, second)) return null
   const referenceYear = new Date(now).getUTCFullYear()
   for (let year = referenceYear + 1; year >= referenceYear - 1; year--) {
@@ -424,7 +423,8 @@ function parse3164(text: string, start: number, priority: number, now: () => num
   const bsd = BSD_TIMESTAMP.exec(rest)
   if (bsd !== null) {
     timestamp = bsd[0]
-    isoTimestamp = bsdToIso(bsd, now(), zone)
+    const [day, hour, minute, second] = bsd.slice(2, 6).map(Number) as [number, number, number, number]
+    isoTimestamp = bsdToIso(MONTHS.indexOf(bsd[1] as string) + 1, day, hour, minute, second, now(), zone)
   } else {
     const word = firstWord(rest)
     isoTimestamp = rfc3339ToIso(word)

@@ -18,6 +18,26 @@ const syslog = [
   '',
   '<34>1 2026-11-27T12:00:00Z host app - - - a message cut by the buffer',
   '<34>1 2026-11-27T12:00:00Z host app - - - "quotes", \\ backslashes \\\\, tabs\tand unicode: ∑ 😀',
+  // Edge cases of the byte scanner (lib/cli/syslog-line.ts): SD escapes, a
+  // repeated or numeric name, BOM, NILVALUEs, fractions of 1–6 digits,
+  // offsets, RFC 3164 without a year, missing fields, trailing terminators.
+  '<14>1 2026-11-27T12:00:00.1Z h a - - [a@1 q="say \\"hi\\"" b="back\\\\slash" c="close\\]" d="other\\n"] escapes',
+  '<14>1 2026-11-27T12:00:00.12Z h a - - [a@1 x="1" x="2"][a@1 y="3"] repeated names',
+  '<14>1 2026-11-27T12:00:00.1234Z h a - - [a@1 2="two" 1="one" z="zed"] numeric names',
+  '<14>1 2026-11-27T12:00:00.123456Z - - - - - \uFEFFBOM then the message',
+  '<14>1 2026-11-27T12:00:00.5-05:30 host app proc msg - offset west',
+  '<14>1 2026-11-27T23:59:59.999+14:00 host app proc msg [x@1] offset east, SD without params',
+  '<14>1 2026-02-30T12:00:00Z host app - - - no such day: isoTimestamp null',
+  '<14>1 2026-11-27T12:00:00Z host app - -',
+  '<14>1 2026-11-27T12:00:00Z host  app - - - an empty field',
+  '<14>1 2026-11-27T12:00:00Z host app - - [a@1 x="unterminated] m',
+  '<13>Nov  7 01:02:03 host kernel: a padded day, no year',
+  '<13>Jan  1 00:00:01 host cron[77]: the turn of the year',
+  '<13>sshd[421]: no timestamp, no host',
+  '<13>Nov 27 11:59:59 [99]: a tag of a pid only',
+  '<13>2026-11-27T11:59:59.5+01:00 host app[7]: RFC 3339 in RFC 3164',
+  '<13>Nov 27 11:59:59 host notag message',
+  '<13>1x not a version\r\n\u0000',
 ]
 const statsd = [
   'page.views:1|c',
@@ -54,8 +74,14 @@ export function corpus(kind) {
   texts.forEach((text, i) => {
     if (text.length > 20) all.push(datagram(text.slice(0, Math.floor(text.length * 0.6)), 100 + i, true))
   })
-  // Not UTF-8 (raw writes it as base64).
+  // Not UTF-8 (raw writes it as base64; parsers decode it with U+FFFD).
   all.push(datagram('', 200))
   all[all.length - 1].data = Buffer.from([0xff, 0xfe, 0x00, 0x41])
+  if (kind === 'syslog') {
+    all.push(datagram('', 201))
+    all[all.length - 1].data = Buffer.concat([Buffer.from('<14>1 - h\xe9 a - - - '), Buffer.from([0xc3, 0x28, 0xe2, 0x82])])
+    all.push(datagram('', 202))
+    all[all.length - 1].data = Buffer.concat([Buffer.from('<13>Nov 27 11:59:59 host app: '), Buffer.from([0xed, 0xa0, 0x80, 0x41])])
+  }
   return all
 }
