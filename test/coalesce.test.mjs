@@ -84,6 +84,35 @@ for (const backend of linux ? backends : []) {
     t.ok(stream.stats().peakPosted <= 2)
   })
 
+  t.test(`${backend}: credits stay datagrams: once buffers held 64 each, a receive posts buffers for the credits, not one a credit`, async (t) => {
+    const highWaterMark = 256
+    const stream = await listenFor(t, { address: '127.0.0.1', backend, coalesce: true, highWaterMark, recvBufferSize: 8 << 20 })
+    const { port } = stream.address()
+    const batches = stream.batches()
+    // The loop thread busy while the sender queues 6400 datagrams, 64 a buffer: the next receive finds them all.
+    const queued = async () => {
+      const sending = gsoSend({ port, count: 6400, size: 256, segments: 64 })
+      const until = Date.now() + 400
+      while (Date.now() < until);
+      t.equal(await sending, 6400)
+    }
+    const take = async (count) => {
+      const sizes = []
+      for (let got = 0; got < count; ) {
+        const { value: batch } = await batches.next()
+        sizes.push(batch.length)
+        got += batch.length
+      }
+      return sizes
+    }
+    await queued()
+    await take(6400) // the first receive knows nothing yet of how full buffers are
+    await queued()
+    const sizes = await take(6400)
+    t.ok(Math.max(...sizes) <= 2 * highWaterMark, `largest batch ${Math.max(...sizes)} of a ${highWaterMark}-datagram stream (${sizes.length} batches)`)
+    await batches.return()
+  })
+
   t.test(`${backend}: without coalesce the same sender's datagrams arrive one a buffer`, async (t) => {
     const stream = await listenFor(t, { address: '127.0.0.1', backend, recvBufferSize: 8 << 20 })
     const { port } = stream.address()
