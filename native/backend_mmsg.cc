@@ -163,13 +163,7 @@ class MmsgBackend final : public Backend {
 
   int ReceiveBufferSize() const override { return SocketReceiveBufferSize(fd_); }
 
-  void SetRef(bool keep_alive) override {
-    if (poll_ == nullptr) return;
-    if (keep_alive)
-      uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
-    else
-      uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-  }
+  void SetRef(bool keep_alive) override { SetPollRef(poll_, keep_alive); }
 
   void Close(CloseMode mode, std::function<void()> done) override {
     if (closing_) {  // a discard while a drain is under way: finish now

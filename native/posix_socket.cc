@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include <cerrno>
 
 #ifdef __linux__
@@ -104,6 +106,14 @@ SysError SocketLocalAddress(int fd, uint8_t addr[16], int* family, uint16_t* por
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&name), &length) < 0) return Errno("getsockname");
   if (!ReadSockaddr(name, length, addr, family, port)) return SysError{-EAFNOSUPPORT, "getsockname"};
   return SysError{};
+}
+
+void SetPollRef(uv_poll_t* poll, bool keep_alive) {
+  if (poll == nullptr) return;
+  if (keep_alive)
+    uv_ref(reinterpret_cast<uv_handle_t*>(poll));
+  else
+    uv_unref(reinterpret_cast<uv_handle_t*>(poll));
 }
 
 int SocketReceiveBufferSize(int fd) {

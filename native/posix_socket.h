@@ -9,6 +9,8 @@
 #include "drop_counter.h"
 #include "ring.h"
 
+struct uv_poll_s;
+
 namespace dgram_ring {
 
 // Creates a non-blocking, close-on-exec socket, sets its options, asks for the
@@ -51,6 +53,9 @@ SysError SocketLocalAddress(int fd, uint8_t addr[16], int* family, uint16_t* por
 
 // SO_RCVBUF as the OS reports it (Backend::ReceiveBufferSize); 0 if unknown.
 int SocketReceiveBufferSize(int fd);
+
+// Backend::SetRef for a backend whose loop handle is `poll` (nullptr once closed).
+void SetPollRef(uv_poll_s* poll, bool keep_alive);
 
 // Receive errors that describe one earlier packet (ICMP reported on the
 // socket), not the socket: the ring goes on.
