@@ -32,7 +32,7 @@
 // may hold several datagrams of one flow; a slot is split (coalesce.h) when it
 // is handed to JS or counted as discarded, so everything JS and the counters
 // see is datagrams. Credits are datagrams: the slots posted are the credits
-// divided by the datagrams a slot held in the last receive, so a receive
+// divided by the datagrams a slot held in the last delivery, so a receive
 // brings about as many datagrams as were granted (one that brought 16 000
 // into a 256-datagram stream cost 4× the CPU a datagram, measured). A
 // receive may still overshoot by up to kMaxSegments a slot.
@@ -202,7 +202,7 @@ class MmsgBackend final : public Backend {
   }
 
   // Slots the credits pay for now, at most the ring: with coalescing, one a
-  // buffer as many datagrams as a slot held in the last receive. Loop thread.
+  // buffer as many datagrams as a slot held in the last delivery. Loop thread.
   uint32_t Allowance() const {
     uint32_t credits = sink_->Credits();
     if (coalesce_) credits = coalesced_.BuffersFor(credits);
@@ -451,6 +451,7 @@ class MmsgBackend final : public Backend {
     size_t datagrams = count;
     if (coalesce_) {
       items = coalesced_.Split(completions_.data(), first, count, buffer_size_, &datagrams);
+      coalesced_.Received(count, datagrams);
     } else if (first + count > ring_size_) {  // wraps: one batch all the same
       for (uint32_t i = 0; i < count; i++) batch_[i] = completions_[(first + i) % ring_size_];
       items = batch_.data();
@@ -541,7 +542,6 @@ class MmsgBackend final : public Backend {
       int injected = 0;
       int count = Fault(FaultSite::kRecv, &injected) ? -injected : ReceiveBatch(want, first);
       if (count > 0) TakeSlots(first, static_cast<uint32_t>(count));
-      if (count > 0 && coalesce_) coalesced_.Received(static_cast<uint32_t>(count), Datagrams(first, static_cast<uint32_t>(count)));
       if (count >= 0) return count;
       if (-count == EAGAIN || -count == EWOULDBLOCK) return 0;
       if (-count == EINTR || IsPerPacketError(-count)) continue;

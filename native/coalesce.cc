@@ -36,12 +36,11 @@ void CoalescedRing::Filled(uint32_t index, const Completion& whole, uint32_t wir
 void CoalescedRing::Received(uint32_t buffers, uint64_t datagrams) {
   if (buffers == 0) return;
   uint64_t per_buffer = std::max<uint64_t>(datagrams / buffers, 1);
-  per_buffer_.store(static_cast<uint32_t>(std::min<uint64_t>(per_buffer, kMaxSegments)), std::memory_order_relaxed);
+  per_buffer_ = static_cast<uint32_t>(std::min<uint64_t>(per_buffer, kMaxSegments));
 }
 
 uint32_t CoalescedRing::BuffersFor(uint32_t credits) const {
-  uint32_t per_buffer = per_buffer_.load(std::memory_order_relaxed);
-  return credits / per_buffer + (credits % per_buffer != 0 ? 1 : 0);
+  return credits / per_buffer_ + (credits % per_buffer_ != 0 ? 1 : 0);
 }
 
 uint64_t CoalescedRing::Datagrams(const Completion* ring, uint32_t first, uint32_t count) const {

@@ -41,8 +41,8 @@ uint32_t SplitCoalesced(const Completion& whole, uint32_t wire_length, uint32_t 
 // completions (indexed as the backend indexes them, modulo `size`): each
 // buffer's length on the wire, the split-out datagrams of a delivery, and the
 // datagrams a buffer held lately, by which credits (datagrams) become buffers.
-// Threads: Filled and Received on whichever thread receives into the buffer
-// (a receive thread owns the buffers it fills); the rest on the loop thread.
+// Threads: Filled on whichever thread receives into the buffer (a receive
+// thread owns the buffers it fills); the rest on the loop thread.
 class CoalescedRing {
  public:
   void Resize(uint32_t size) { wire_lengths_.assign(size, 0); }
@@ -50,9 +50,9 @@ class CoalescedRing {
   // Buffer `index` was received, `whole` as decoded (segment_size from the
   // UDP_GRO control message), `wire_length` bytes on the wire.
   void Filled(uint32_t index, const Completion& whole, uint32_t wire_length);
-  // A receive filled `buffers` buffers holding `datagrams` datagrams.
+  // A delivery split `buffers` buffers into `datagrams` datagrams.
   void Received(uint32_t buffers, uint64_t datagrams);
-  // The buffers `credits` datagrams pay for, judging by the last receive.
+  // The buffers `credits` datagrams pay for, judging by the last delivery.
   uint32_t BuffersFor(uint32_t credits) const;
 
   // The datagrams `count` buffers of `ring` from `first` on hold.
@@ -69,7 +69,7 @@ class CoalescedRing {
   std::vector<uint32_t> wire_lengths_;
   std::vector<Completion> split_;
   std::atomic<uint64_t> coalesced_{0};  // buffers that held more than one datagram
-  std::atomic<uint32_t> per_buffer_{1};  // datagrams a buffer held in the last receive
+  uint32_t per_buffer_ = 1;  // datagrams a buffer held in the last delivery
 };
 
 }  // namespace dgram_ring
