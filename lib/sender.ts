@@ -134,16 +134,20 @@ export function isGroupAddress(address: string): boolean {
 
 // ---- Validation ---------------------------------------------------------------
 
-/** One datagram, validated, waiting to be sent. */
-interface Item {
-  data: Uint8Array
-  port: number
-  destination: Destination
-  from: Destination | undefined
-  interfaceIndex: number
-  address: string
-  resolve: () => void
-  reject: (error: Error) => void
+const settled = (): void => {}
+
+/** One datagram, validated, waiting to be sent. One shape for all (a class: no spread a send). */
+class Item {
+  resolve: () => void = settled
+  reject: (error: Error) => void = settled
+  constructor(
+    readonly data: Uint8Array,
+    readonly port: number,
+    readonly destination: Destination,
+    readonly from: Destination | undefined,
+    readonly interfaceIndex: number,
+    readonly address: string,
+  ) {}
 }
 
 /** @internal what the queue needs of its socket */
@@ -189,7 +193,7 @@ export function validate(
   port: unknown,
   address: unknown,
   options: unknown,
-): Omit<Item, 'resolve' | 'reject'> {
+): Item {
   if (target.raw) throw unsupported('send() on a raw socket', 'dgram-ring sends UDP datagrams only')
   const bytes = payload(data)
   if (typeof port !== 'number') throw invalidArgType('port', 'of type number', port, 'argument')
@@ -208,7 +212,7 @@ export function validate(
       interfaceIndex = index
     }
   }
-  return { data: bytes, port, destination: to, from, interfaceIndex, address: address as string }
+  return new Item(bytes, port, to, from, interfaceIndex, address as string)
 }
 
 // ---- The queue ------------------------------------------------------------------
@@ -245,20 +249,23 @@ export class SendQueue {
   }
 
   send(data: unknown, port: unknown, address: unknown, options: unknown): Promise<void> {
-    let item: Omit<Item, 'resolve' | 'reject'>
+    let item: Item
     try {
       if (this.#closed) throw closedError('send()')
       item = validate(this.#target, data, port, address, options)
     } catch (error) {
       return Promise.reject(error)
     }
-    return new Promise<void>((resolve, reject) => {
-      this.#queued.push({ ...item, resolve, reject })
-      if (!this.#scheduled) {
-        this.#scheduled = true
-        process.nextTick(() => this.#flush())
-      }
+    const promise = new Promise<void>((resolve, reject) => {
+      item.resolve = resolve
+      item.reject = reject
     })
+    this.#queued.push(item)
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      process.nextTick(this.#flushLater)
+    }
+    return promise
   }
 
   /** Called once the socket closes: what is queued is tried once, the rest rejects. */
@@ -274,6 +281,8 @@ export class SendQueue {
     if (blocked) for (let i = blocked.next; i < blocked.items.length; i++) blocked.items[i].reject(error)
     for (const item of this.#queued.splice(0)) item.reject(error)
   }
+
+  readonly #flushLater = (): void => this.#flush()
 
   #flush(): void {
     this.#scheduled = false
