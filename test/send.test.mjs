@@ -250,3 +250,8 @@ t.test(
     }
   },
 )
+
+t.test('send() on a raw socket is absent, and says so', { skip: process.getuid?.() === 0 ? false : 'raw sockets need root' }, async (t) => {
+  const stream = await listenFor(t, { type: 'raw4', protocol: 1 })
+  await t.rejects(stream.send('x', 9, '127.0.0.1'), { code: 'ERR_DGRAM_RING_UNSUPPORTED' })
+})
