@@ -30,6 +30,7 @@ export interface SendOptions {
 export interface OutgoingDatagram extends SendOptions {
   /** The payload: a Buffer, TypedArray, DataView or string (UTF-8). */
   data: string | ArrayBufferView
+  /** The destination port, 1 to 65535. */
   port: number
   /** A numeric IPv4 or IPv6 address, or `'localhost'`. */
   address: string
