@@ -236,9 +236,11 @@ t.test(
     const fixture = path.join(root, 'test', 'fixtures', 'send-backpressure.mjs')
     for (const backend of backends) {
       for (const mode of ['sender', 'send']) {
-        const script = `ip link set lo up && tc qdisc add dev lo root tbf rate 20mbit burst 64kb limit 8mb && exec "${process.execPath}" "${fixture}" ${mode} 2000 1000 ${backend}`
+        // A preload (test:asan's sanitizers) is for node only, not for ip and tc.
+        const script = `ip link set lo up && tc qdisc add dev lo root tbf rate 20mbit burst 64kb limit 8mb && LD_PRELOAD="$SEND_TEST_PRELOAD" exec "${process.execPath}" "${fixture}" ${mode} 2000 1000 ${backend}`
+        const env = { ...process.env, LD_PRELOAD: '', SEND_TEST_PRELOAD: process.env.LD_PRELOAD ?? '' }
         const out = await new Promise((resolve, reject) =>
-          execFile('unshare', ['-n', 'sh', '-c', script], { timeout: 60_000 }, (error, stdout, stderr) => (error ? reject(Object.assign(error, { stderr })) : resolve(stdout))),
+          execFile('unshare', ['-n', 'sh', '-c', script], { timeout: 60_000, env }, (error, stdout, stderr) => (error ? reject(Object.assign(error, { stderr })) : resolve(stdout))),
         )
         const result = JSON.parse(out.trim().split('\n').pop())
         t.equal(result.received, 2000, `${backend} ${mode}: every datagram arrived`)
