@@ -4,6 +4,8 @@
 // loopback (where sends meet EAGAIN) are Linux's.
 import t from 'tap'
 import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { backends, client, listenFor, ring, root, skipUnless, machine, tool } from './lib/helpers.mjs'
@@ -256,4 +258,29 @@ t.test(
 t.test('send() on a raw socket is absent, and says so', { skip: process.getuid?.() === 0 ? false : 'raw sockets need root' }, async (t) => {
   const stream = await listenFor(t, { type: 'raw4', protocol: 1 })
   await t.rejects(stream.send('x', 9, '127.0.0.1'), { code: 'ERR_DGRAM_RING_UNSUPPORTED' })
+})
+
+// What strace sees: a turn's sends in one sendmmsg call, the same-size run as
+// UDP GSO messages (UDP_SEGMENT: SOL_UDP, type 103 = 0x67).
+t.test('one turn of sends is one sendmmsg; a same-size run goes as UDP GSO', { skip: skipUnless(machine(linux, 'sendmmsg and UDP GSO are Linux\'s'), tool('strace')) }, async (t) => {
+  const fixture = path.join(root, 'test', 'fixtures', 'send-batch.mjs')
+  const trace = path.join(os.tmpdir(), `dgram-ring-send-${process.pid}.strace`)
+  t.teardown(() => fs.rmSync(trace, { force: true }))
+  for (const backend of backends) {
+    // The preload of test:asan stays out of strace itself (it is not instrumented).
+    const env = { ...process.env, DGRAM_RING_BACKEND: backend, LD_PRELOAD: '' }
+    const args = ['-f', '-qq', '-e', 'trace=sendmmsg', '-e', 'signal=none', '-s', '16', '-o', trace]
+    if (process.env.LD_PRELOAD) args.push('-E', `LD_PRELOAD=${process.env.LD_PRELOAD}`)
+    const out = await new Promise((resolve, reject) =>
+      execFile('strace', [...args, process.execPath, fixture], { timeout: 60_000, env }, (error, stdout, stderr) => (error ? reject(Object.assign(error, { stderr })) : resolve(stdout))),
+    )
+    t.same(JSON.parse(out.trim().split('\n').pop()), { received: 265 }, `${backend}: every datagram arrived`)
+    const calls = fs.readFileSync(trace, 'utf8').split('\n').filter((line) => line.includes('sendmmsg('))
+    t.equal(calls.length, 2, `${backend}: two calls, the turn's and the lone send's`)
+    // 256 of 100 bytes: 4 GSO messages of 64; then 8 single datagrams.
+    t.match(calls[0], /= 12$/, `${backend}: the turn's call sent 12 messages`)
+    t.equal(calls[0].match(/cmsg_level=SOL_UDP, cmsg_type=0x67/g)?.length, 4, `${backend}: 4 of them with UDP_SEGMENT`)
+    t.match(calls[1], /= 1$/, `${backend}: the lone send`)
+    t.notMatch(calls[1], /SOL_UDP/, `${backend}: one datagram is no GSO message`)
+  }
 })
