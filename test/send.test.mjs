@@ -284,3 +284,28 @@ t.test('one turn of sends is one sendmmsg; a same-size run goes as UDP GSO', { s
     t.notMatch(calls[1], /SOL_UDP/, `${backend}: one datagram is no GSO message`)
   }
 })
+
+// reply()'s choice of source, on batches laid out as the ring lays them out.
+t.test('reply() sends from localAddress on interfaceIndex; without a localAddress, or for a group address, chooses no source', async (t) => {
+  const { makeBatch } = await import('./lib/batch.mjs')
+  const { DatagramBatch } = await import(path.join(root, 'dist', 'datagram.js'))
+  const calls = []
+  const socket = { send: (...args) => (calls.push(args), Promise.resolve()) }
+  const laid = makeBatch([
+    { data: Buffer.from('a'), remoteAddress: '192.0.2.7', remotePort: 1000, localAddress: '198.51.100.1', interfaceIndex: 3 },
+    { data: Buffer.from('b'), remoteAddress: '192.0.2.7', remotePort: 1001 },
+    { data: Buffer.from('c'), remoteAddress: '192.0.2.7', remotePort: 1002, localAddress: '239.1.2.3', interfaceIndex: 4 },
+    { data: Buffer.from('d'), remoteAddress: '192.0.2.7', remotePort: 1003, localAddress: '255.255.255.255', interfaceIndex: 5 },
+    { data: Buffer.from('e'), remoteAddress: '::ffff:192.0.2.7', remotePort: 1004, localAddress: '::ffff:198.51.100.1', interfaceIndex: 6 },
+  ])
+  const batch = new DatagramBatch(laid.buffer, laid.length, laid.buffer, socket)
+  for (const d of batch) await d.reply('answer')
+  t.same(calls, [
+    ['answer', 1000, '192.0.2.7', { interfaceIndex: 3, from: '198.51.100.1' }],
+    ['answer', 1001, '192.0.2.7', {}],
+    ['answer', 1002, '192.0.2.7', { interfaceIndex: 4 }],
+    ['answer', 1003, '192.0.2.7', { interfaceIndex: 5 }],
+    ['answer', 1004, '::ffff:192.0.2.7', { interfaceIndex: 6, from: '::ffff:198.51.100.1' }],
+  ])
+  await t.rejects(laid.at(0).reply('x'), { code: 'ERR_DGRAM_RING_CLOSED' }, 'a batch that knows no socket')
+})
