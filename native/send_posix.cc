@@ -2,6 +2,7 @@
 // IP_PKTINFO / IPV6_PKTINFO for a chosen source address and interface, UDP
 // GSO for runs of same-size datagrams to one destination from one source.
 // Loop thread only.
+#define __APPLE_USE_RFC_3542 1  // macOS: IPV6_PKTINFO and in6_pktinfo as RFC 3542 has them
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
