@@ -38,6 +38,10 @@ export interface NativeRingSocket {
   close(callback: (() => void) | undefined, discard: boolean): void
   ref(): void
   unref(): void
+  /** Sends rows [start, start + count) of a send table (native/send.h) over `payloads`; returns the rows done (each row's result word says how). */
+  send(table: Uint32Array, payloads: Uint8Array, start: number, count: number): number
+  /** Calls `callback` once the socket may take more; 0, or a negative errno (ENOTSUP on iocp: retry on a timer). */
+  waitWritable(callback: () => void): number
 }
 
 export interface Binding {

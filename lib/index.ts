@@ -6,6 +6,7 @@
 export { listen, DatagramStream } from './stream'
 export { RingSocket, type ListenOptions, type CloseOptions, type RingStats, type AddressInfo, type SocketType, type BackendName } from './socket'
 export { Datagram, DatagramBatch, type DatagramJSON, type DatagramObject, type AddressFamily } from './datagram'
+export { DatagramSender, type SendOptions, type OutgoingDatagram } from './sender'
 export type { CodedError, SystemError, DgramRingErrorCode } from './errors'
 
 import { binding } from './binding'

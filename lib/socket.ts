@@ -16,6 +16,7 @@ import {
   outOfRange,
   unsupported,
 } from './errors'
+import { SendQueue, type SendOptions } from './sender'
 
 /** Socket types: UDP, or raw IP (`'raw4'`/`'raw6'` with a `protocol`; needs CAP_NET_RAW or administrator). */
 export type SocketType = 'udp4' | 'udp6' | 'raw4' | 'raw6'
@@ -311,7 +312,10 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
 export class RingSocket {
   readonly #handle: NativeRingSocket
   readonly #ringSize: number
+  readonly #ipv6: boolean
+  readonly #raw: boolean
   #closing: Promise<void> | undefined
+  #sends: SendQueue | undefined
 
   /**
    * Opens and binds the socket (synchronously). Throws a TypeError/RangeError
@@ -333,11 +337,13 @@ export class RingSocket {
     const resolved = resolvedOptions.has(options as ResolvedOptions) ? (options as ResolvedOptions) : resolveOptions(options as ListenOptions)
     const native = resolved.native
     this.#ringSize = native.ringSize
+    this.#ipv6 = native.ipv6
+    this.#raw = native.raw
     try {
       this.#handle = new binding.RingSocket(
         resolved.backend,
         native,
-        (table, count, payloads) => onBatch(new DatagramBatch(table, count, payloads)),
+        (table, count, payloads) => onBatch(new DatagramBatch(table, count, payloads, this)),
         (errno, syscall) => onError(systemError(errno, syscall)),
         (errno, syscall) => onWarning(systemError(errno, syscall)),
       )
@@ -419,11 +425,39 @@ export class RingSocket {
   close(options?: CloseOptions): Promise<void> {
     const discard = options?.discard === true
     if (this.#closing === undefined) {
+      this.#sends?.close() // what this turn queued goes out; what waits for room rejects
       this.#closing = new Promise((resolve) => this.#handle.close(resolve, discard))
     } else if (discard) {
       this.#handle.close(undefined, true)
     }
     return this.#closing
+  }
+
+  /**
+   * Sends `data` to `address`:`port` from this socket (its port), with
+   * `options.from` as the source address and `options.interfaceIndex` as the
+   * interface where given (`IP_PKTINFO` / `IPV6_PKTINFO`). Resolves once the
+   * kernel took the datagram. Every send of one turn goes out in one batch
+   * (one `sendmmsg`; UDP GSO for same-size runs to one destination, on Linux);
+   * when the socket has no room the datagrams wait for it, in order, and none
+   * is dropped. Rejects with a TypeError/RangeError (`code`) for bad
+   * arguments, `ERR_DGRAM_RING_CLOSED` once closed (what was queued in the
+   * turn `close()` was called in is still sent), or a system error of this
+   * datagram's own (`EACCES` for a broadcast address, `EMSGSIZE` beyond 65507
+   * bytes over IPv4 or 65527 over IPv6, `EINVAL` for a `from` that is not
+   * one of this host's addresses, …), which leaves the others unharmed.
+   */
+  send(data: string | ArrayBufferView, port: number, address: string, options?: SendOptions): Promise<void> {
+    if (this.#sends === undefined) {
+      if (this.#closing !== undefined) return Promise.reject(closedError('send()'))
+      const handle = this.#handle
+      this.#sends = new SendQueue({
+        ipv6: this.#ipv6,
+        raw: this.#raw,
+        handle: () => (this.#closing === undefined ? handle : undefined),
+      })
+    }
+    return this.#sends.send(data, port, address, options)
   }
 
   /**

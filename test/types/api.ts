@@ -16,6 +16,9 @@ import {
   type CodedError,
   type BackendName,
   type DatagramObject,
+  type SendOptions,
+  type OutgoingDatagram,
+  DatagramSender,
 } from 'dgram-ring'
 import { fromDatagrams, fromDatagramBatches, mergeMapWithBackpressure } from 'dgram-ring/rx'
 import type { Observable } from 'rxjs'
@@ -68,6 +71,24 @@ async function main(): Promise<void> {
     void [code, errno, c]
   }
   void [family, backend, drops, closed, read, names, list]
+
+  // Sending.
+  const sendOptions: SendOptions = { from: '127.0.0.2', interfaceIndex: 1 }
+  const sent: Promise<void> = stream.send(Buffer.from('x'), 53, '127.0.0.1', sendOptions)
+  await sent
+  await stream.send('text', 53, '::1')
+  await stream.send(new Uint8Array(4), 53, 'localhost', {})
+  // @ts-expect-error a port is a number
+  await stream.send('x', '53', '127.0.0.1')
+  const outgoing: OutgoingDatagram = { data: 'x', port: 53, address: '127.0.0.1', from: '127.0.0.1' }
+  const sender: DatagramSender = stream.sender({ highWaterMark: 64 })
+  const writable: Writable = sender
+  writable.write(outgoing)
+  for await (const d of stream) {
+    const replied: Promise<void> = d.reply(d.data)
+    await replied
+    break
+  }
 }
 
 // @ts-expect-error type is 'udp4' | 'udp6'
