@@ -9,7 +9,8 @@
 // thread: draining, so every datagram that reached the socket is delivered
 // and counted; or the user's function failing: discarded, counted) and the
 // user's function has settled. It then reports the ring's final counters and
-// the main thread ends the thread.
+// the main thread ends the thread (until then the control port keeps it
+// alive, so that its last message is never overtaken by its exit).
 import { parentPort, workerData } from 'node:worker_threads'
 import { invalidArgValue } from './errors'
 import type { RingStats } from './socket'
@@ -37,8 +38,8 @@ async function run(init: WorkerInit): Promise<void> {
     (finishing ??= (async () => {
       await stream?.close()
       await settled
+      // The control port stays open, keeping the thread alive: the main thread ends it on this message.
       post({ type: 'closed', stats: stream?.stats() ?? { ...NO_STATS } })
-      control.close()
     })())
   control.on('message', (message: ToWorker) => {
     if (message.type === 'stats') post({ type: 'stats', id: message.id, stats: stream?.stats() ?? { ...NO_STATS } })
@@ -57,8 +58,7 @@ async function run(init: WorkerInit): Promise<void> {
     main = module.default as WorkerFunction
     stream = await listen(init.options)
   } catch (error) {
-    post({ type: 'error', error: serializeError(error) })
-    control.close()
+    post({ type: 'error', error: serializeError(error) }) // the main thread ends the thread on it
     return
   }
   post({ type: 'listening', address: stream.address() })

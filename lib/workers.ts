@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads'
+import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import { abortError, invalidArgType, invalidArgValue, outOfRange, unsupported, type CodedError } from './errors'
 import { OPTION_KEYS, resolveOptions, type AddressInfo, type ListenOptions, type RingStats } from './socket'
 import type { DatagramStream } from './stream'
@@ -20,6 +20,11 @@ export interface WorkersOptions<Data = unknown> extends Omit<ListenOptions, 'reu
    * its {@link WorkerContext}, and `workerData` of `node:worker_threads` there.
    */
   workerData?: Data
+  /**
+   * Node's command-line options of the worker threads, as `worker_threads`' own option; default: the
+   * process's (`process.execArgv`). `[]` starts them without the process's loaders and hooks.
+   */
+  execArgv?: string[]
 }
 
 /** What a worker's function gets besides its stream. */
@@ -100,11 +105,12 @@ class Member {
     readonly index: number,
     init: Omit<WorkerInit, 'index' | 'control'>,
     workerData: unknown,
+    execArgv: string[] | undefined,
     emit: (event: 'error' | 'message', ...args: unknown[]) => void,
   ) {
     const channel = new MessageChannel()
     this.control = channel.port1
-    this.worker = new Worker(ENTRY, { workerData })
+    this.worker = new Worker(ENTRY, { workerData, execArgv })
     let listened!: (address: AddressInfo) => void
     let failed!: (error: WorkerError) => void
     this.listening = new Promise((resolve, reject) => {
@@ -120,6 +126,8 @@ class Member {
     }
     this.exited = new Promise((resolve) => {
       this.worker.once('exit', (code) => {
+        // What the worker said before it ended comes first ('exit' may overtake the port's messages).
+        for (let m = receiveMessageOnPort(this.control); m !== undefined; m = receiveMessageOnPort(this.control)) onControl(m.message as FromWorker)
         if (this.state !== 'done') report(exitError(index, code))
         this.#end()
         resolve()
@@ -127,7 +135,8 @@ class Member {
     })
     this.worker.on('error', (error) => report(withIndex(error, index)))
     this.worker.on('message', (value) => emit('message', value, index))
-    this.control.on('message', (message: FromWorker) => {
+    const onControl = (message: FromWorker): void => {
+      if (this.state === 'done') return
       switch (message.type) {
         case 'listening':
           this.address = message.address
@@ -149,7 +158,8 @@ class Member {
           void this.worker.terminate()
           break
       }
-    })
+    }
+    this.control.on('message', onControl)
     const message: WorkerInit = { ...init, index, control: channel.port2 }
     this.worker.postMessage(message, [channel.port2])
   }
@@ -206,7 +216,7 @@ export class WorkerGroup extends EventEmitter {
   }
 
   /** @internal Starts the workers one after another, each once the one before listens. */
-  async start(n: number, options: ListenOptions, module: string, workerData: unknown, signal: AbortSignal | undefined): Promise<void> {
+  async start(n: number, options: ListenOptions, module: string, workerData: unknown, execArgv: string[] | undefined, signal: AbortSignal | undefined): Promise<void> {
     if (signal) {
       this.#signal = signal
       this.#onAbort = () => void this.close()
@@ -217,7 +227,7 @@ export class WorkerGroup extends EventEmitter {
       for (let index = 0; index < n; index++) {
         if (this.#closing !== undefined) throw signal?.aborted ? abortError(signal) : new Error('closed while starting')
         const port = this.#address?.port ?? options.port
-        const member = new Member(index, { kind: 'dgram-ring.worker-init', workers: n, options: { ...options, port }, module }, workerData, emit)
+        const member = new Member(index, { kind: 'dgram-ring.worker-init', workers: n, options: { ...options, port }, module }, workerData, execArgv, emit)
         this.#members.push(member)
         const address = await member.listening
         this.#address ??= address
@@ -328,6 +338,10 @@ export async function listenWorkers<Data = unknown>(n: number, options: WorkersO
   const given: Record<string, unknown> = {}
   for (const key of OPTION_KEYS) given[key] = (options as Record<string, unknown>)[key]
   const workerData = options.workerData
+  const execArgv: unknown = options.execArgv
+  if (execArgv !== undefined && (!Array.isArray(execArgv) || !execArgv.every((a) => typeof a === 'string'))) {
+    throw invalidArgType('execArgv', 'an array of strings', execArgv)
+  }
   if (given.reusePort !== undefined && given.reusePort !== true) throw invalidArgValue('reusePort', 'is always true for listenWorkers()', given.reusePort)
   if (given.spreadOver !== undefined) throw invalidArgValue('spreadOver', 'is set by listenWorkers(): the number of workers', given.spreadOver)
   const balance = given.balance ?? 'flow'
@@ -338,6 +352,6 @@ export async function listenWorkers<Data = unknown>(n: number, options: WorkersO
   const signal = resolveOptions({ ...plain, signal: given.signal } as ListenOptions).signal
   if (signal?.aborted) throw abortError(signal)
   const group = new WorkerGroup()
-  await group.start(n, plain as ListenOptions, module, workerData, signal)
+  await group.start(n, plain as ListenOptions, module, workerData, execArgv === undefined ? undefined : [...execArgv], signal)
   return group
 }
