@@ -259,7 +259,7 @@ t.test('a worker whose function rejects: error event with its index; the books s
   t.match(errors[0], { index: 1, code: 'E_FIXTURE_REJECT', message: 'the worker function failed' })
   const stats = await g.stats()
   t.ok(stats.workers[1].received >= 1)
-  t.equal(stats.received + stats.kernelDrops + stats.discarded, sent, 'exact: what the failed worker held was discarded, counted')
+  t.equal(stats.received + stats.kernelDrops + stats.discarded, sent, `exact: what the failed worker held was discarded, counted (${JSON.stringify(stats.workers)})`)
 })
 
 t.test('a worker that throws from a listener or exits: error event with its index', { skip: !linux && 'Linux' }, async (t) => {
