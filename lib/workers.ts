@@ -222,20 +222,37 @@ export class WorkerGroup extends EventEmitter {
       this.#onAbort = () => void this.close()
       signal.addEventListener('abort', this.#onAbort, { once: true })
     }
-    const emit = (event: 'error' | 'message', ...args: unknown[]): void => void this.emit(event, ...args)
+    // Until the caller has the group nobody listens to it: while the workers start, an error of
+    // any fails the start; what workers post, and errors once all listen, are held and emitted
+    // after the caller's `await` has run (and attached its listeners).
+    let phase: 'starting' | 'handing' | 'running' = 'starting'
+    let failStart!: (error: WorkerError) => void
+    const startFailed = new Promise<never>((_, reject) => (failStart = reject))
+    startFailed.catch(() => {})
+    const held: [string, unknown[]][] = []
+    const emit = (event: 'error' | 'message', ...args: unknown[]): void => {
+      if (phase === 'running') void this.emit(event, ...args)
+      else if (phase === 'starting' && event === 'error') failStart(args[0] as WorkerError)
+      else held.push([event, args])
+    }
     try {
       for (let index = 0; index < n; index++) {
         if (this.#closing !== undefined) throw signal?.aborted ? abortError(signal) : new Error('closed while starting')
         const port = this.#address?.port ?? options.port
         const member = new Member(index, { kind: 'dgram-ring.worker-init', workers: n, options: { ...options, port }, module }, workerData, execArgv, emit)
         this.#members.push(member)
-        const address = await member.listening
+        const address = await Promise.race([member.listening, startFailed])
         this.#address ??= address
       }
     } catch (error) {
       await this.close()
       throw error
     }
+    phase = 'handing'
+    setImmediate(() => {
+      phase = 'running'
+      for (const [event, args] of held) this.emit(event, ...args)
+    })
   }
 
   /** The port every worker listens on. */

@@ -55,10 +55,12 @@ async function sendFlows(port, flows, perFlow) {
 async function run(t, { n, balance, flows, perFlow, backend }) {
   const g = await group(t, n, { address: '127.0.0.1', balance, backend, workerData: { tag: 'seq' } })
   const seen = []
-  g.on('message', (m, index) => (seen[index] = m))
+  const ready = []
+  g.on('message', (m, index) => (m.ready === index ? ready.push(index) : (seen[index] = m)))
   const sent = await sendFlows(g.port, flows, perFlow)
   await g.close()
   const stats = await g.stats()
+  t.same(ready.sort(), Array.from({ length: n }, (_, i) => i), 'what each worker posted before listenWorkers() resolved reached the caller')
   return { sent, seen, stats }
 }
 
@@ -181,6 +183,11 @@ t.test('worker start failures reject with the worker index', { skip: !linux && '
     syscall: 'bind',
     index: 0,
   })
+  // A worker that fails while the others start fails the start, with its index.
+  await t.rejects(ring.listenWorkers(4, { ...bare, address: '127.0.0.1', workerData: { index: 0, how: 'early' } }, fixture('workers-fail.mjs')), {
+    code: 'E_FIXTURE_EARLY',
+    index: 0,
+  })
   // A URL works as well as a path.
   const g = await group(t, 1, { address: '127.0.0.1' }, pathToFileURL(SEQ_WORKER))
   t.equal(g.workers, 1)
@@ -280,7 +287,7 @@ t.test('aborting the signal closes the group', { skip: !linux && 'Linux' }, asyn
   const controller = new AbortController()
   const g = await ring.listenWorkers(2, { ...bare, address: '127.0.0.1', signal: controller.signal }, SEQ_WORKER)
   const seen = []
-  g.on('message', (m) => seen.push(m))
+  g.on('message', (m) => m.ready === undefined && seen.push(m))
   const sent = await sendFlows(g.port, 2, 50)
   controller.abort()
   await g.close()
