@@ -171,6 +171,18 @@ t.test('listenWorkers and balance are unsupported off Linux, saying why', async 
   }
 })
 
+t.test('listenWorkers reads each option once', { skip: !linux && 'Linux' }, async (t) => {
+  const counts = {}
+  const target = { ...bare, address: '127.0.0.1', ringSize: 64, balance: 'spread', workerData: { a: 1 } }
+  const proxy = new Proxy(target, {
+    get: (o, key, receiver) => ((counts[String(key)] = (counts[String(key)] ?? 0) + 1), Reflect.get(o, key, receiver)),
+  })
+  const g = await ring.listenWorkers(1, proxy, SEQ_WORKER)
+  await g.close()
+  t.ok(Object.values(counts).every((n) => n === 1), `each read once: ${JSON.stringify(counts)}`)
+  for (const key of ['address', 'ringSize', 'balance', 'workerData', 'execArgv', 'port', 'signal']) t.equal(counts[key], 1, key)
+})
+
 t.test('worker start failures reject with the worker index', { skip: !linux && 'Linux' }, async (t) => {
   await t.rejects(ring.listenWorkers(2, { ...bare, address: '127.0.0.1' }, fixture('workers-no-default.mjs')), { code: 'ERR_INVALID_ARG_VALUE', index: 0 })
   await t.rejects(ring.listenWorkers(2, { ...bare, address: '127.0.0.1' }, fixture('no-such-worker.mjs')), { code: 'ERR_MODULE_NOT_FOUND', index: 0 })
