@@ -151,6 +151,9 @@ t.test('listenWorkers: bad arguments reject with a code', async (t) => {
     )
   }
   for (const [args, code] of cases) await t.rejects(ring.listenWorkers(...args), { code }, String(args[0]) + ' ' + JSON.stringify(args[1]))
+  if (linux) {
+    await t.rejects(ring.listenWorkers(1, { ...bare, workerData: () => 1 }, SEQ_WORKER), { name: 'DataCloneError' }, 'workerData that cannot be cloned')
+  }
   const aborted = AbortSignal.abort()
   if (linux) await t.rejects(ring.listenWorkers(1, { signal: aborted }, SEQ_WORKER), { name: 'AbortError' })
 })
