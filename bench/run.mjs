@@ -47,6 +47,8 @@
 //   --cpu-prof DIR       write a V8 CPU profile of every receiver into DIR
 //   --send               the sending benchmark instead: dgram-ring's send()/sender()
 //                        against node:dgram's send() (bench/send.mjs; --send --help)
+//   --workers LIST       listenWorkers() with these worker counts instead (e.g. 1,2; bench/workers.mjs;
+//                        --workers 1 --help for its options)
 //   --ingest             the log ingestion benchmark instead: dgram-ring listen against
 //                        rsyslog (bench/ingest.mjs; --ingest --help for its options)
 //   --json [FILE]        also write the results as JSON to FILE (no FILE: JSON on stdout,
@@ -288,6 +290,11 @@ async function main() {
   if (process.argv.includes('--ingest')) {
     const { main: ingest } = await import('./ingest.mjs')
     return ingest(process.argv.slice(2).filter((arg) => arg !== '--ingest'))
+  }
+  // One ring a worker thread, 1, 2, … of them on one port: a benchmark of its own (bench/workers.mjs).
+  if (process.argv.some((arg) => arg === '--workers' || arg.startsWith('--workers='))) {
+    const { main: workers } = await import('./workers.mjs')
+    return workers(process.argv.slice(2))
   }
   const o = parseArgs(process.argv.slice(2))
   const facts = machineFacts()

@@ -19,6 +19,8 @@ export interface NativeOptions {
   ipv6Only: boolean
   thread: boolean
   coalesce: boolean
+  /** Options::spread_over: reuseport group members to spread over (SO_ATTACH_REUSEPORT_CBPF); 0 = the flow hash. */
+  spreadOver: number
 }
 
 export interface NativeAddress {

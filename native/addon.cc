@@ -239,6 +239,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     options.ipv6_only = o.Get("ipv6Only").ToBoolean();
     options.thread = o.Get("thread").ToBoolean();
     options.coalesce = o.Get("coalesce").ToBoolean();
+    options.spread_over = o.Get("spreadOver").ToNumber().Uint32Value();
     return options;
   }
 

@@ -547,14 +547,19 @@ class MmsgBackend final : public Backend {
     }
     KernelDrops();  // the last reading: from here on no datagram is ours
     fd_closed_ = true;
+    // uv_close stops the poll handle and forgets the descriptor at once (its
+    // callback only frees the handle), so the socket is closed right after
+    // the last reading: what arrives until then is dropped and counted by
+    // the kernel but no longer by us, and a loop turn of that is many
+    // datagrams when the port's reuseport group goes on receiving.
     uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* handle) {
       auto* self = static_cast<MmsgBackend*>(handle->data);
       delete reinterpret_cast<uv_poll_t*>(handle);
       self->poll_ = nullptr;
-      ::close(self->fd_);
-      self->fd_ = -1;
       self->done_();  // last: the binding may free this backend inside it
     });
+    ::close(fd_);
+    fd_ = -1;
   }
 
   // Fills completions_ for the slots from `first` on (up to the ring's end on

@@ -61,6 +61,12 @@ struct Options {
   bool ipv6_only = false;
   bool thread = false;  // a receive thread fills the ring while JS runs (POSIX backend)
   bool coalesce = false;  // UDP_GRO: a buffer may hold several datagrams of one flow (Linux)
+  // With reuse_port: after bind, attach to the port's reuseport group a
+  // classic BPF program (SO_ATTACH_REUSEPORT_CBPF) that picks one of the
+  // group's first `spread_over` sockets, in join order, at random for each
+  // datagram, so that even one flow is spread over them. 0 = the kernel's own
+  // flow hash. Linux only (lib/socket.ts refuses it elsewhere).
+  uint32_t spread_over = 0;
 };
 
 // A system failure: a negative libuv-style error number (what Node's

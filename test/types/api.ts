@@ -19,6 +19,14 @@ import {
   type SendOptions,
   type OutgoingDatagram,
   DatagramSender,
+  listenWorkers,
+  WorkerGroup,
+  type Balance,
+  type WorkerContext,
+  type WorkerError,
+  type WorkerFunction,
+  type WorkersOptions,
+  type WorkersStats,
 } from 'dgram-ring'
 import { fromDatagrams, fromDatagramBatches, mergeMapWithBackpressure } from 'dgram-ring/rx'
 import type { Observable } from 'rxjs'
@@ -107,3 +115,27 @@ const sizes: Observable<number> = datagrams.pipe(mergeMapWithBackpressure(async 
 const wrong: Observable<Datagram> = fromDatagramBatches({ port: 0 })
 
 void [main, batches, sizes, wrong]
+
+// Every core: listenWorkers() and the worker module's default export.
+async function workersApi(): Promise<void> {
+  const group: WorkerGroup = await listenWorkers(2, { port: 0, balance: 'spread', workerData: { tag: 'a' }, execArgv: [] }, new URL('file:///w.mjs'))
+  group.on('error', (error: WorkerError) => void [error.index, error.code, error.exitCode])
+  group.on('message', (value: unknown, index: number) => void [value, index])
+  const stats: WorkersStats = await group.stats()
+  const each: RingStats[] = stats.workers
+  const port: number = group.port
+  await group.close()
+  const balance: Balance = 'flow'
+  const worker: WorkerFunction<{ tag: string }> = async (stream: DatagramStream, context: WorkerContext<{ tag: string }>) => {
+    const tag: string = context.workerData.tag
+    for await (const d of stream) void [d.data, tag, context.index, context.workers]
+  }
+  const options: WorkersOptions = { balance }
+  void [each, port, worker, options]
+  // @ts-expect-error balance is 'flow' | 'spread'
+  void listenWorkers(2, { balance: 'round-robin' }, 'w.mjs')
+  // @ts-expect-error listenWorkers sets reusePort and spreadOver itself
+  void listenWorkers(2, { spreadOver: 3 }, 'w.mjs')
+  void listen({ reusePort: true, balance: 'spread', spreadOver: 4 })
+}
+void workersApi
