@@ -205,7 +205,6 @@ class IocpBackend final : public Backend {
     if (registration_ == nullptr) return done_();  // Open failed: nothing was ever posted (defensive: not called then)
     UpdateRef();
     CancelIoEx(reinterpret_cast<HANDLE>(socket_.get()), nullptr);  // ERROR_NOT_FOUND: nothing posted
-    registration_->stopping.store(true, std::memory_order_release);
     // The port lets go of the socket once every receive is back (at once
     // if none is out).
     IocpPort::BeginClose(registration_);

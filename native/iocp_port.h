@@ -62,8 +62,6 @@ struct PortRegistration {
   // incremented by the loop thread before it posts (decremented again if the
   // post failed at once), decremented by the completion thread.
   std::atomic<int32_t> in_flight{0};
-  // Loop thread, before BeginClose: stop once nothing is in flight.
-  std::atomic<bool> stopping{false};
   // Completion thread only: BeginClose's packet was taken off the port (no
   // packet for this registration can follow once in_flight is 0 too).
   bool checked = false;
@@ -91,8 +89,9 @@ class IocpPort {
   // Associates `socket` with the port under `registration`.
   static SysError Associate(PortRegistration* registration, SOCKET socket);
   // The socket is closing: its receives have been cancelled (or none is
-  // posted), registration->stopping is set. The completion thread marks it
-  // stopped once its in_flight reaches 0, or abandons it after kCloseWaitMs.
+  // posted) and none will be posted again. Posts one packet for it; once that
+  // packet is taken and in_flight is 0, the completion thread marks it
+  // stopped, or abandons it after kCloseWaitMs. Once per registration.
   static void BeginClose(PortRegistration* registration);
   // Whether the completion thread is done with `registration` (stopped, and
   // its last wake call has returned). *abandoned says whether operations

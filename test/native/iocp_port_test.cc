@@ -104,9 +104,8 @@ bool WaitStopped(Socket* s, DWORD ms, bool* abandoned) {
   return true;
 }
 
-// Closes as the backend does: stop posting, cancel, BeginClose, wait, unregister.
+// Closes as the backend does: cancel, BeginClose, wait, unregister.
 bool Close(Socket* s) {
-  s->registration->stopping.store(true);
   CancelIoEx(reinterpret_cast<HANDLE>(s->socket), nullptr);
   IocpPort::BeginClose(s->registration);
   bool abandoned = true;
@@ -188,7 +187,6 @@ int main() {
     Check(Open(&s), "a new port for a new socket");
     Check(IocpPort::ThreadId() != 0, "with its thread");
     s.registration->in_flight.fetch_add(1);  // as if a receive were out that never returns
-    s.registration->stopping.store(true);
     IocpPort::BeginClose(s.registration);
     bool abandoned = false;
     ULONGLONG started = GetTickCount64();
