@@ -2,6 +2,7 @@
 #include "iocp_port.h"
 
 #include <algorithm>
+#include <new>
 
 #include "win_errors.h"
 
@@ -26,6 +27,9 @@ struct Port {
   DWORD error = 0;
   PortRegistration* live = nullptr;     // registrations not stopped
   PortRegistration* closing = nullptr;  // those of them closing
+  // How many are closing: written under g_lock, read without it by the
+  // completion thread, which skips the deadlines (and the lock) while none is.
+  std::atomic<uint32_t> closing_count{0};
 };
 
 // Guards g_port, the Port's fields marked so and the registrations' fields
@@ -58,6 +62,7 @@ void Unlink(Port* port, PortRegistration* registration) {
   }
   registration->closing = false;
   registration->closing_next = nullptr;
+  port->closing_count.fetch_sub(1, std::memory_order_release);
 }
 
 // Under g_lock: the completion thread is done with `registration` (or gives
@@ -74,6 +79,7 @@ void StopLocked(Port* port, PortRegistration* registration, bool abandoned, DWOR
 // Completion thread: how long to wait for the next packet (the nearest
 // closing deadline).
 DWORD NextTimeout(Port* port) {
+  if (port->closing_count.load(std::memory_order_acquire) == 0) return INFINITE;
   AcquireSRWLockShared(&g_lock);
   ULONGLONG nearest = 0;
   for (PortRegistration* r = port->closing; r != nullptr; r = r->closing_next)
@@ -88,6 +94,7 @@ DWORD NextTimeout(Port* port) {
 // Their operations and themselves stay allocated for ever (the kernel may
 // still write the buffers); their late packets are ignored.
 void ExpireDeadlines(Port* port) {
+  if (port->closing_count.load(std::memory_order_acquire) == 0) return;
   AcquireSRWLockExclusive(&g_lock);
   ULONGLONG now = GetTickCount64();
   for (PortRegistration* r = port->closing; r != nullptr;) {
@@ -222,6 +229,7 @@ void IocpPort::BeginClose(PortRegistration* registration) {
   registration->closing = true;
   registration->closing_next = port->closing;
   port->closing = registration;
+  port->closing_count.fetch_add(1, std::memory_order_release);
   // The thread looks at the registration again (it may have nothing in
   // flight: then this packet stops it) and at the new deadline. Posted under
   // the lock: the port cannot fail between the check above and here.

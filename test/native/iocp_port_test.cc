@@ -163,8 +163,9 @@ int main() {
   for (size_t i = 0; i < sockets.size(); i += 2) {
     Socket& s = sockets[i];
     ULONGLONG deadline = GetTickCount64() + 10000;
-    while (!s.operation.completed.load() && GetTickCount64() < deadline) WaitForSingleObject(s.woken, 100);
-    arrived = arrived && s.operation.completed.load() && s.registration->in_flight.load() == 0 && s.wakes.load() > 0;
+    // The thread marks the operation completed, then counts it, then wakes: wait for the wake.
+    while (s.wakes.load() == 0 && GetTickCount64() < deadline) WaitForSingleObject(s.woken, 100);
+    arrived = arrived && s.wakes.load() > 0 && s.operation.completed.load() && s.registration->in_flight.load() == 0;
   }
   Check(arrived, "each datagram completes its own socket's operation and wakes its registration");
   bool untouched = true;
