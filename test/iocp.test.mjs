@@ -9,7 +9,7 @@ import path from 'node:path'
 import { listenFor, ring, root, take } from './lib/helpers.mjs'
 
 const windows = process.platform === 'win32'
-const skip = windows ? false : 'Windows only (iocp); Linux coalescing is test/coalesce.test.mjs'
+const skip = windows ? false : 'Windows only: the iocp backend (Linux coalescing is test/coalesce.test.mjs)'
 const fixture = (name) => path.join(root, 'test', 'fixtures', name)
 
 /** Sends `text` to each of `ports` on 127.0.0.1 from one socket. */
