@@ -36,11 +36,15 @@
 // (cancelled, or with data: wine answers with STATUS_HANDLES_CLOSED where
 // Windows says aborted, so any completion without data counts as
 // cancelled). On later loop turns OnSignal hands what came back with data to
-// JS in posted order (kDrain) or counts it in `discarded` (kDiscard), then
-// does the same with what the socket's own queue holds (non-blocking reads,
-// bounded: SetQueueBound), closes the socket, drops its reference on the
-// port, frees the ring, closes signal_ and calls `done` from its close
-// callback. signal_ keeps the loop alive until then.
+// JS in posted order (kDrain) or counts it in `discarded` (kDiscard), drops
+// its registration and its reference on the port (OnPortStopped), does the
+// same with what the socket's own queue holds (non-blocking reads, bounded:
+// SetQueueBound), closes the socket, frees the ring, closes signal_ and
+// calls `done` from its close callback. signal_ keeps the loop alive until
+// then.
+// Windows keeps no drop counter: what the queue holds beyond that bound,
+// what arrives after it is read, and what overflowed the socket's buffer at
+// any time are lost without a count (kernel_drops is -1).
 //
 // Coalescing (Options::coalesce, UDP_RECV_MAX_COALESCED_SIZE): each slot's
 // buffer has room for 64 KiB, and a buffer the stack filled with several
@@ -48,9 +52,6 @@
 // UDP_COALESCED_INFO control message gives; without that message (a known
 // Windows fault) it is one datagram. Credits stay datagrams: the slots
 // posted are those the credits pay for at the datagrams a buffer held lately.
-// Windows keeps no drop counter: what the queue holds beyond that bound,
-// what arrives after it is read, and what overflowed the socket's buffer at
-// any time are lost without a count (kernel_drops is -1).
 #include <winsock2.h>
 #include <mswsock.h>
 #include <windows.h>
