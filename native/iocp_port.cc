@@ -159,7 +159,11 @@ DWORD WINAPI CompletionThread(void* argument) {
         StopLocked(port, registration, false, 0);
         ReleaseSRWLockExclusive(&g_lock);
       } else {
-        registration->wake(registration->context);
+        // Under the lock, as BeginClose may have given up on it meanwhile:
+        // once `stopped` is set (exclusive), no wake follows.
+        AcquireSRWLockShared(&g_lock);
+        if (!registration->stopped) registration->wake(registration->context);
+        ReleaseSRWLockShared(&g_lock);
       }
     }
     ExpireDeadlines(port);

@@ -55,7 +55,8 @@ struct PortRegistration {
   // Any thread: asks the owner's loop to look at its operations (for the
   // backend, uv_async_send on its signal handle). Called by the completion
   // thread after operations completed, once stopped, and once if the port
-  // fails.
+  // fails; always under the port's lock, and never after `stopped` was set
+  // (so once Stopped() has seen it, no call is under way or will come).
   void (*wake)(void* context) = nullptr;
   void* context = nullptr;
   // Operations posted whose packet the completion thread has not taken:
