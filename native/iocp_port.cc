@@ -10,7 +10,8 @@ namespace dgram_ring {
 
 namespace {
 
-// The packet Unregister posts when the last reference goes: the thread returns.
+// The packet Unregister posts when the last reference goes: the thread frees
+// the port and returns.
 // Registrations are never at address 0.
 constexpr ULONG_PTR kQuitKey = 0;
 
@@ -23,7 +24,9 @@ struct Port {
   DWORD thread_id = 0;
   // Below: under g_lock.
   uint32_t references = 0;
-  bool failed = false;  // the thread returned on `error`; nothing completes any more
+  bool failed = false;    // the thread returned on `error`; nothing completes any more
+  bool quitting = false;  // the last reference went: the thread frees the port and returns
+  bool handle_closed = false;  // Unregister closed the handle (it could not post the quit packet)
   DWORD error = 0;
   PortRegistration* live = nullptr;     // registrations not stopped
   PortRegistration* closing = nullptr;  // those of them closing
@@ -116,6 +119,17 @@ void FailAll(Port* port, DWORD error) {
   ReleaseSRWLockExclusive(&g_lock);
 }
 
+// Completion thread, told to quit (nothing is registered: Unregister has
+// taken the port out of g_port): frees the port. Nothing waits for this.
+DWORD Quit(Port* port) {
+  AcquireSRWLockShared(&g_lock);
+  bool handle_closed = port->handle_closed;
+  ReleaseSRWLockShared(&g_lock);
+  if (!handle_closed) CloseHandle(port->handle);
+  delete port;
+  return 0;
+}
+
 // Completion thread: its entry point. Marks operations completed and wakes
 // their registrations, stops closing registrations once all came back, until
 // Unregister's quit packet.
@@ -128,6 +142,10 @@ DWORD WINAPI CompletionThread(void* argument) {
     if (!GetQueuedCompletionStatusEx(port->handle, entries, kEntriesPerWait, &count, NextTimeout(port), FALSE)) {
       DWORD error = GetLastError();
       if (error != WAIT_TIMEOUT) {
+        AcquireSRWLockShared(&g_lock);
+        bool quitting = port->quitting;
+        ReleaseSRWLockShared(&g_lock);
+        if (quitting) return Quit(port);  // Unregister closed the handle
         FailAll(port, error);
         return 0;
       }
@@ -167,7 +185,7 @@ DWORD WINAPI CompletionThread(void* argument) {
       }
     }
     ExpireDeadlines(port);
-    if (quit) return 0;
+    if (quit) return Quit(port);
   }
 }
 
@@ -260,17 +278,34 @@ void IocpPort::Unregister(PortRegistration* registration) {
   if (!registration->stopped) Unlink(port, registration);  // a failed open: it never posted
   if (!registration->abandoned.load(std::memory_order_relaxed)) delete registration;
   Port* last = --port->references == 0 ? port : nullptr;
-  if (last != nullptr) g_port = nullptr;  // the next Register starts a new port
+  bool failed = false;
+  HANDLE thread = nullptr;
+  if (last != nullptr) {
+    g_port = nullptr;  // the next Register starts a new port
+    failed = last->failed;
+    thread = last->thread;
+    last->quitting = true;
+    // Nothing is live. The thread takes the quit packet, frees the port and
+    // returns; the loop thread does not wait for that (a thread switch on a
+    // busy machine). If the packet cannot be queued, closing the handle ends
+    // the thread's wait with an error instead, which it reads as the same.
+    // Posted under the lock, so that handle_closed is set before the thread
+    // can look at it.
+    if (!failed && !PostQueuedCompletionStatus(last->handle, 0, kQuitKey, nullptr)) {
+      last->handle_closed = true;
+      CloseHandle(last->handle);
+    }
+  }
   ReleaseSRWLockExclusive(&g_lock);
   if (last == nullptr) return;
-  // Nothing is live: the thread takes the quit packet at once (unless it
-  // failed and returned already). If the packet cannot be queued, closing
-  // the port ends its wait with an error instead.
-  bool closed = !PostQueuedCompletionStatus(last->handle, 0, kQuitKey, nullptr) && CloseHandle(last->handle);
-  WaitForSingleObject(last->thread, INFINITE);
-  CloseHandle(last->thread);
-  if (!closed) CloseHandle(last->handle);
-  delete last;
+  if (failed) {
+    // The thread returned after FailAll (it did not free the port): the
+    // wait is for a thread that is done.
+    WaitForSingleObject(thread, INFINITE);
+    CloseHandle(last->handle);
+    delete last;
+  }
+  CloseHandle(thread);  // the thread goes on to its end on its own
 }
 
 DWORD IocpPort::ThreadId() {

@@ -1,8 +1,9 @@
 // The iocp backend's completion port: one I/O completion port and one
 // completion thread a process, shared by every iocp socket of every Node
 // environment (the main thread's and each worker's). Created on first use,
-// counted, and shut down (its thread joined) when the last socket that used
-// it has finished closing; a later socket starts a new one.
+// counted, and shut down when the last socket that used it has finished
+// closing (its thread frees the port and returns; nothing waits for it); a
+// later socket starts a new one.
 //
 // Each socket registers once (PortRegistration) and associates its handle
 // with the port under that registration as completion key; each receive's
@@ -100,8 +101,8 @@ class IocpPort {
   // *error why the port failed, if it did.
   static bool Stopped(PortRegistration* registration, bool* abandoned, DWORD* error);
   // Frees `registration` (unless abandoned: then it is kept for ever) and
-  // drops the reference Register took; the last one shuts the port down and
-  // joins its thread (which has nothing left to wait for by then). Only after
+  // drops the reference Register took; the last one shuts the port down: its
+  // thread frees it and returns, without the caller waiting. Only after
   // Stopped() said so, or for a registration that never posted and was never
   // closed (a failed open).
   static void Unregister(PortRegistration* registration);
