@@ -33,8 +33,8 @@
 //   process's, shared by every socket of every environment (iocp_port.h): it
 //   never touches the Ring at all, only the socket's registration, its
 //   slots' completion flags and its uv_async_t; the slots are freed once it
-//   has said it is done with the socket, and the thread itself is joined
-//   when the process's last iocp socket has closed.
+//   has said it is done with the socket, and the thread itself frees the
+//   port and returns when the process's last iocp socket has closed.
 #ifndef DGRAM_RING_RING_H_
 #define DGRAM_RING_RING_H_
 
