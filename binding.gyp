@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "dgram_ring",
-      "sources": ["native/addon.cc", "native/batch.cc", "native/cmsg.cc", "native/slab.cc", "native/sockaddr.cc"],
+      "sources": ["native/addon.cc", "native/batch.cc", "native/cmsg.cc", "native/coalesce.cc", "native/slab.cc", "native/sockaddr.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: while a worker is terminated,
       # N-API calls fail; node-addon-api would make that a fatal error.
@@ -10,7 +10,7 @@
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
         ["OS=='win'", {
-          "sources": ["native/backend_iocp.cc", "native/send_win.cc", "native/win_errors.cc", "native/win_socket.cc"],
+          "sources": ["native/backend_iocp.cc", "native/iocp_port.cc", "native/send_win.cc", "native/win_errors.cc", "native/win_socket.cc"],
           "defines": ["_WIN32_WINNT=0x0A00", "WIN32_LEAN_AND_MEAN", "NOMINMAX"],
           "libraries": ["-lws2_32", "-lmswsock"],
           "msvs_settings": {
@@ -18,7 +18,7 @@
           }
         }],
         ["OS!='win'", {
-          "sources": ["native/backend_mmsg.cc", "native/coalesce.cc", "native/posix_socket.cc", "native/send_posix.cc"]
+          "sources": ["native/backend_mmsg.cc", "native/posix_socket.cc", "native/send_posix.cc"]
         }],
         ["OS=='linux'", {
           "sources": ["native/backend_uring.cc", "native/uring.cc"]

@@ -79,15 +79,19 @@ export interface ListenOptions {
    */
   thread?: boolean
   /**
-   * UDP receive coalescing (Linux `UDP_GRO`): the kernel may hand over several
+   * UDP receive coalescing (Linux `UDP_GRO`, Windows URO): the kernel may hand over several
    * datagrams of one flow (same source, same size, as a GSO sender or a
    * burst makes them) in one buffer, which the ring splits back into
    * datagrams, each its own {@link Datagram}, counted in `received`. Far fewer
    * receive calls at high rates. Each buffer is then 64 KiB (whatever
    * `bufferSize`, which still bounds each datagram), and one buffer may hold up
    * to 128 datagrams, so a receive may deliver more datagrams than credits
-   * were granted (at most 128 a posted buffer). Counted in
-   * `stats().coalesced`. Linux only (`ERR_DGRAM_RING_UNSUPPORTED` elsewhere);
+   * were granted (at most 128 a posted buffer). A Windows buffer that comes
+   * without its segment size (`UDP_COALESCED_INFO`: a known Windows fault) is
+   * one datagram. Counted in `stats().coalesced`. Linux (`UDP_GRO`, kernel 5.0 and later) and Windows
+   * (`UDP_RECV_MAX_COALESCED_SIZE`, Windows 10 version 2004 and later: where
+   * Windows refuses the option, `listen()` fails with
+   * `ERR_DGRAM_RING_UNSUPPORTED`); `ERR_DGRAM_RING_UNSUPPORTED` elsewhere.
    * UDP only. Default `false`.
    */
   coalesce?: boolean
@@ -304,7 +308,9 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
   const recvBufferSize = integer(options, 'recvBufferSize', 1, 2 ** 31 - 1, 0)
   const coalesce = boolean(options, 'coalesce')
   if (coalesce && raw) throw invalidArgValue('coalesce', `applies to UDP sockets, not '${type}'`, true)
-  if (coalesce && process.platform !== 'linux') throw unsupported('coalesce: true', "it needs Linux's UDP_GRO (Windows' receive coalescing is not built yet)")
+  if (coalesce && process.platform !== 'linux' && process.platform !== 'win32') {
+    throw unsupported('coalesce: true', "it needs Linux's UDP_GRO or Windows' UDP_RECV_MAX_COALESCED_SIZE")
+  }
   const environment = process.env.DGRAM_RING_BACKEND || undefined // set but empty is unset
   const fromEnvironment = options.backend === undefined && environment !== undefined
   const backend = options.backend ?? environment ?? 'auto'
@@ -398,6 +404,11 @@ export class RingSocket {
       )
     } catch (error) {
       const system = fromNative(error, { address: native.address || (native.ipv6 ? '::' : '0.0.0.0'), port: native.port })
+      if ((system as { syscall?: unknown }).syscall === 'setsockopt(UDP_RECV_MAX_COALESCED_SIZE)') {
+        // Windows before 10 version 2004 (and wine): no receive coalescing. Absent, never faked.
+        const why = `this Windows refuses UDP_RECV_MAX_COALESCED_SIZE (${(system as { code?: unknown }).code}); receive coalescing needs Windows 10 version 2004 or later`
+        throw Object.assign(unsupported('coalesce: true', why), { cause: system })
+      }
       const code = (system as { code?: unknown }).code
       if (native.raw && (code === 'EPERM' || code === 'EACCES')) {
         system.message += ': raw sockets need privilege (CAP_NET_RAW on Linux, e.g. root; administrator on Windows)'

@@ -7,11 +7,15 @@
 //   Open, posting (the contract: one socket's receives from one thread, or
 //   the kernel fills buffers in an unpredictable order), cancelling,
 //   delivery, Close.
-// - One completion thread waits in GetQueuedCompletionStatusEx. It only marks
-//   slots completed, counts the receives still with the kernel (in_flight_)
-//   and signals the backend's own uv_async_t (signal_); OnSignal, back on the
-//   loop thread, reads the results. It never calls the Sink (so no Sink::Wake
-//   is ever queued by this backend) and is joined before any slot is freed.
+// - The process's completion thread (iocp_port.h: one port and one thread
+//   for every iocp socket of every environment) waits in
+//   GetQueuedCompletionStatusEx. For this socket it only marks slots
+//   completed, counts the receives still with the kernel (the registration's
+//   in_flight) and signals the backend's own uv_async_t (signal_), on the
+//   loop of the environment that owns the socket; OnSignal, back on that
+//   loop thread, reads the results. It never calls the Sink (so no
+//   Sink::Wake is ever queued by this backend), and no slot is freed before
+//   the port says it is done with the socket (IocpPort::Stopped).
 //
 // The ring is used in order: slots are posted at the tail and handed to JS
 // from the head, so datagrams reach JS in posted order even when the kernel
@@ -28,17 +32,26 @@
 // with data despite the cancel stays posted until it is delivered.
 //
 // Close never blocks the loop. It cancels every posted receive and returns;
-// the completion thread stops once each has come back (cancelled, or with
-// data: wine answers with STATUS_HANDLES_CLOSED where Windows says aborted,
-// so any completion without data counts as cancelled). On later loop turns
-// OnSignal hands what came back with data to JS in posted order (kDrain) or
-// counts it in `discarded` (kDiscard), then does the same with what the
-// socket's own queue holds (non-blocking reads, bounded: SetQueueBound),
-// closes the socket and the port, frees the ring, closes signal_ and calls
-// `done` from its close callback. signal_ keeps the loop alive until then.
+// the completion thread lets go of the socket once each has come back
+// (cancelled, or with data: wine answers with STATUS_HANDLES_CLOSED where
+// Windows says aborted, so any completion without data counts as
+// cancelled). On later loop turns OnSignal hands what came back with data to
+// JS in posted order (kDrain) or counts it in `discarded` (kDiscard), drops
+// its registration and its reference on the port (OnPortStopped), does the
+// same with what the socket's own queue holds (non-blocking reads, bounded:
+// SetQueueBound), closes the socket, frees the ring, closes signal_ and
+// calls `done` from its close callback. signal_ keeps the loop alive until
+// then.
 // Windows keeps no drop counter: what the queue holds beyond that bound,
 // what arrives after it is read, and what overflowed the socket's buffer at
 // any time are lost without a count (kernel_drops is -1).
+//
+// Coalescing (Options::coalesce, UDP_RECV_MAX_COALESCED_SIZE): each slot's
+// buffer has room for 64 KiB, and a buffer the stack filled with several
+// datagrams of one flow is split (coalesce.h) by the segment size its
+// UDP_COALESCED_INFO control message gives; without that message (a known
+// Windows fault) it is one datagram. Credits stay datagrams: the slots
+// posted are those the credits pay for at the datagrams a buffer held lately.
 #include <winsock2.h>
 #include <mswsock.h>
 #include <windows.h>
@@ -51,6 +64,8 @@
 #include <vector>
 
 #include "cmsg.h"
+#include "coalesce.h"
+#include "iocp_port.h"
 #include "ring.h"
 #include "send.h"
 #include "sockaddr.h"
@@ -68,28 +83,11 @@ bool IsPerPacketError(int error) {
   return error == WSAECONNRESET || error == WSAENETRESET || error == WSAEHOSTUNREACH || error == WSAENETUNREACH;
 }
 
-// Completion keys: the socket's receives, and the packet Close posts so that
-// the completion thread looks at in_flight_ again.
-constexpr ULONG_PTR kSocketKey = 1;
-constexpr ULONG_PTR kCheckKey = 2;
-
-// Completions taken from the port per call.
-constexpr ULONG kEntriesPerWait = 64;
-
-// How long the completion thread waits, once closing, for the cancelled
-// receives to come back. They come back at once on Windows and under wine;
-// the bound only keeps a receive that never does from holding the close (and
-// the process's exit) for ever. See OnThreadStopped for what it costs.
-constexpr DWORD kCloseWaitMs = 10000;
-
 struct Slot {
-  WSAOVERLAPPED overlapped;  // the completion packet points here
+  PortOperation operation;  // the completion packet points at its OVERLAPPED
   WSAMSG message;
   WSABUF buffer;
   sockaddr_storage remote;
-  // Set by the completion thread once the port has returned this receive;
-  // read (and reset before posting) by the loop thread.
-  std::atomic<bool> completed{false};
   bool cancelled = false;  // loop thread: CancelIoEx was asked for this receive
 };
 
@@ -101,9 +99,11 @@ class IocpBackend final : public Backend {
   IocpBackend(Sink* sink, uv_loop_s* loop) : sink_(sink), loop_(loop) {}
 
   // Loop thread. Reached after a failed Open or from inside `done` (the
-  // contract): the thread has been joined and the ring freed by then, or
-  // never existed. Only a failed Open can leave signal_ open here.
+  // contract): the port was done with the socket and the ring freed by then,
+  // or nothing was ever posted. Only a failed Open can leave the
+  // registration or signal_ here.
   ~IocpBackend() override {
+    if (registration_ != nullptr) IocpPort::Unregister(registration_);  // it never posted
     if (signal_ != nullptr) {
       uv_handle_set_data(Handle(), nullptr);
       uv_close(Handle(), OnSignalClosed);
@@ -127,15 +127,10 @@ class IocpBackend final : public Backend {
     ipv6_ = options.ipv6;
     ring_size_ = options.ring_size;
     buffer_size_ = options.buffer_size;
+    coalesce_ = options.coalesce;
+    slot_capacity_ = coalesce_ ? std::max(buffer_size_, kCoalescedBufferBytes) : buffer_size_;
     if (SysError err = OpenSocket(options, &socket_, &recvmsg_)) return err;
     if (SysError err = AllocateRing()) return err;
-    port_.reset(CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1));
-    if (!port_) return Win32Error("CreateIoCompletionPort");
-    // Every completion, even of a receive that finishes inside WSARecvMsg,
-    // goes through the port (no FILE_SKIP_COMPLETION_PORT_ON_SUCCESS): one
-    // path marks every slot completed.
-    if (CreateIoCompletionPort(reinterpret_cast<HANDLE>(socket_.get()), port_.get(), kSocketKey, 0) == nullptr)
-      return Win32Error("CreateIoCompletionPort");
     signal_ = new uv_async_t;
     int rc = uv_async_init(loop_, signal_, OnSignalCall);
     if (rc != 0) {
@@ -145,9 +140,8 @@ class IocpBackend final : public Backend {
     }
     uv_handle_set_data(Handle(), this);
     uv_unref(Handle());  // UpdateRef refs it while a consumer waits
-    thread_.reset(CreateThread(nullptr, 0, CompletionThread, this, 0, nullptr));
-    if (!thread_) return Win32Error("CreateThread");
-    return SysError{};
+    if (SysError err = IocpPort::Register(WakeSignal, signal_, &registration_)) return err;
+    return IocpPort::Associate(registration_, socket_.get());
   }
 
   // Loop thread.
@@ -183,6 +177,7 @@ class IocpBackend final : public Backend {
     stats.peak_posted = peak_posted_;
     stats.kernel_drops = -1;  // Windows keeps no drop counter for a socket
     stats.discarded = discarded_;
+    stats.coalesced = coalesced_.coalesced();
     return stats;
   }
 
@@ -218,12 +213,12 @@ class IocpBackend final : public Backend {
     closing_ = true;
     mode_ = mode;
     done_ = std::move(done);
-    if (!thread_) return done_();  // Open failed: nothing was ever posted (defensive: not called then)
+    if (registration_ == nullptr) return done_();  // Open failed: nothing was ever posted (defensive: not called then)
     UpdateRef();
     CancelIoEx(reinterpret_cast<HANDLE>(socket_.get()), nullptr);  // ERROR_NOT_FOUND: nothing posted
-    stopping_.store(true, std::memory_order_release);
-    // The thread may be waiting with nothing in flight: have it look again.
-    PostQueuedCompletionStatus(port_.get(), 0, kCheckKey, nullptr);
+    // The port lets go of the socket once every receive is back (at once
+    // if none is out).
+    IocpPort::BeginClose(registration_);
     // Never finish inside Close: it may run inside Sink::Deliver, whose slots
     // must stay untouched until it returns.
     Signal();
@@ -235,22 +230,23 @@ class IocpBackend final : public Backend {
     // Room for both pktinfos: wine sends both for IPv4 on a dual-stack socket.
     control_size_ = ControlBufferSize();
     slots_.reset(new (std::nothrow) Slot[ring_size_]);
-    data_.reset(new (std::nothrow) uint8_t[static_cast<size_t>(ring_size_) * buffer_size_]);
+    data_.reset(new (std::nothrow) uint8_t[static_cast<size_t>(ring_size_) * slot_capacity_]);
     // Each slot's control buffer starts at a multiple of control_size_, which
     // ControlBufferSize keeps a multiple of the headers' alignment.
     control_.reset(new (std::nothrow) uint8_t[static_cast<size_t>(ring_size_) * control_size_]);
     if (!slots_ || !data_ || !control_) return SysError{kUvENOMEM, "malloc"};
     batch_.resize(ring_size_);
+    if (coalesce_) coalesced_.Resize(ring_size_);  // indexed like batch_
     for (uint32_t i = 0; i < ring_size_; i++) {
       Slot& slot = slots_[i];
       slot.buffer.buf = reinterpret_cast<CHAR*>(Data(i));
-      slot.buffer.len = buffer_size_;
+      slot.buffer.len = slot_capacity_;
     }
     return SysError{};
   }
 
   // Loop thread, like everything below unless it says otherwise.
-  uint8_t* Data(uint32_t index) const { return data_.get() + static_cast<size_t>(index) * buffer_size_; }
+  uint8_t* Data(uint32_t index) const { return data_.get() + static_cast<size_t>(index) * slot_capacity_; }
   uint8_t* Control(uint32_t index) const { return control_.get() + static_cast<size_t>(index) * control_size_; }
 
   // The slot `offset` places after the head.
@@ -259,11 +255,21 @@ class IocpBackend final : public Backend {
   Slot& PostedSlot(uint32_t offset) const { return slots_[Index(handing_ + offset)]; }
 
   // Loop thread: whether the oldest posted slot has completed.
-  bool HeadCompleted() const { return posted_ > 0 && PostedSlot(0).completed.load(std::memory_order_acquire); }
+  bool HeadCompleted() const { return posted_ > 0 && Completed(PostedSlot(0)); }
+
+  // Any thread: whether the port has returned the slot's receive.
+  static bool Completed(const Slot& slot) { return slot.operation.completed.load(std::memory_order_acquire); }
+
+  // Loop thread: the receives the credits pay for (datagrams; with
+  // coalescing, the buffers they fill at the datagrams a buffer held lately).
+  uint32_t Allowance() const {
+    uint32_t credits = sink_->Credits();
+    return coalesce_ ? coalesced_.BuffersFor(credits) : credits;
+  }
 
   // Loop thread: posts free slots while JS has credits for them.
   void Refill() {
-    while (!closing_ && !failed_ && posted_ < sink_->Credits() && handing_ + posted_ < ring_size_) {
+    while (!closing_ && !failed_ && posted_ < Allowance() && handing_ + posted_ < ring_size_) {
       int error = Post(Index(handing_ + posted_));
       if (error == 0) {
         posted_++;
@@ -294,18 +300,18 @@ class IocpBackend final : public Backend {
   // will come), else the WSA error of a receive that failed at once.
   int Post(uint32_t index) {
     Slot& slot = slots_[index];
-    slot.completed.store(false, std::memory_order_relaxed);
+    slot.operation.completed.store(false, std::memory_order_relaxed);
     slot.cancelled = false;
-    memset(&slot.overlapped, 0, sizeof slot.overlapped);
+    memset(&slot.operation.overlapped, 0, sizeof slot.operation.overlapped);
     WSAMSG* message = PrepareMessage(index);
-    in_flight_.fetch_add(1, std::memory_order_relaxed);
+    registration_->in_flight.fetch_add(1, std::memory_order_relaxed);
     // No byte count: with an OVERLAPPED it may be wrong; the completion tells.
-    if (recvmsg_(socket_.get(), message, nullptr, &slot.overlapped, nullptr) == 0) return 0;
+    if (recvmsg_(socket_.get(), message, nullptr, &slot.operation.overlapped, nullptr) == 0) return 0;
     int error = WSAGetLastError();
     // WSAEMSGSIZE at once is a warning status (a datagram cut to fit), not a
     // failure: its completion packet is queued like a success's.
     if (error == WSA_IO_PENDING || error == WSAEMSGSIZE) return 0;
-    in_flight_.fetch_sub(1, std::memory_order_relaxed);  // no packet will come
+    registration_->in_flight.fetch_sub(1, std::memory_order_relaxed);  // no packet will come
     return error;
   }
 
@@ -315,16 +321,16 @@ class IocpBackend final : public Backend {
   // through the port and TrimCancelledTail or ProcessCompletions takes it
   // off, unless it completed with data first (then it is delivered in turn).
   void CancelSurplus() {
-    uint32_t credits = sink_->Credits();
-    if (posted_ <= credits) return;
-    uint32_t surplus = posted_ - credits;
+    uint32_t allowance = Allowance();
+    if (posted_ <= allowance) return;
+    uint32_t surplus = posted_ - allowance;
     for (uint32_t offset = posted_; offset-- > 0 && surplus > 0;) {
       Slot& slot = PostedSlot(offset);
       if (slot.cancelled) {
         surplus--;  // on its way back
-      } else if (!slot.completed.load(std::memory_order_acquire)) {
+      } else if (!Completed(slot)) {
         // ERROR_NOT_FOUND: it completed meanwhile; its packet is on its way.
-        CancelIoEx(reinterpret_cast<HANDLE>(socket_.get()), &slot.overlapped);
+        CancelIoEx(reinterpret_cast<HANDLE>(socket_.get()), &slot.operation.overlapped);
         slot.cancelled = true;
         surplus--;
       }
@@ -336,7 +342,7 @@ class IocpBackend final : public Backend {
   void TrimCancelledTail() {
     while (posted_ > 0) {
       Slot& slot = PostedSlot(posted_ - 1);
-      if (!slot.cancelled || !slot.completed.load(std::memory_order_acquire)) break;
+      if (!slot.cancelled || !Completed(slot)) break;
       DWORD bytes = 0;
       DWORD flags = 0;
       int error = 0;
@@ -350,7 +356,7 @@ class IocpBackend final : public Backend {
   // cancellation, whatever the status says (wine: STATUS_HANDLES_CLOSED).
   Outcome Result(Slot& slot, DWORD* bytes, DWORD* flags, int* error) const {
     *error = 0;
-    if (!WSAGetOverlappedResult(socket_.get(), &slot.overlapped, bytes, FALSE, flags)) *error = WSAGetLastError();
+    if (!WSAGetOverlappedResult(socket_.get(), &slot.operation.overlapped, bytes, FALSE, flags)) *error = WSAGetLastError();
     if (*error == 0 || *error == WSAEMSGSIZE) return Outcome::kData;
     if (slot.cancelled || closing_ || IsPerPacketError(*error)) return Outcome::kNoData;
     return Outcome::kFailed;
@@ -362,7 +368,7 @@ class IocpBackend final : public Backend {
     const Slot& slot = slots_[index];
     *out = Completion{};
     out->data = Data(index);
-    out->length = std::min<DWORD>(bytes, buffer_size_);
+    out->length = std::min<DWORD>(bytes, slot_capacity_);
     DWORD message_flags = slot.message.dwFlags | flags;
     bool control_truncated = (message_flags & MSG_CTRUNC) != 0;
     if (control_truncated) out->flags |= kControlTruncated;
@@ -370,7 +376,7 @@ class IocpBackend final : public Backend {
     // a cut control buffer so (with MSG_CTRUNC), and never sets MSG_TRUNC: a
     // payload shorter than the buffer was not cut.
     if ((message_flags & MSG_TRUNC) ||
-        (message_too_big && !(control_truncated && bytes < buffer_size_)))
+        (message_too_big && !(control_truncated && bytes < slot_capacity_)))
       out->flags |= kTruncated;
     // Windows reports link-layer broadcast and multicast on every receive.
     out->flags |= kHasBroadcastInfo;
@@ -381,6 +387,35 @@ class IocpBackend final : public Backend {
       out->flags |= kRemoteIPv6;
     size_t control_length = std::min<size_t>(slot.message.Control.len, control_size_);
     DecodeControl(Control(index), control_length, ipv6_, out);
+  }
+
+  // Loop thread: adds slot `index`, received with `bytes`, to the batch
+  // being gathered (batch_[*count]); with coalescing, as a buffer that may
+  // hold several datagrams (bytes is its length on the wire).
+  void Collect(uint32_t index, DWORD bytes, DWORD flags, bool message_too_big, size_t* count) {
+    Complete(index, bytes, flags, message_too_big, &batch_[*count]);
+    if (coalesce_) coalesced_.Filled(static_cast<uint32_t>(*count), batch_[*count], bytes);
+    ++*count;
+  }
+
+  // Loop thread: the datagrams slot `index`, received with `bytes`, holds
+  // (what a discarding close counts).
+  uint64_t Datagrams(uint32_t index, DWORD bytes, DWORD flags) const {
+    if (!coalesce_) return 1;
+    Completion whole;
+    Complete(index, bytes, flags, false, &whole);
+    return SegmentCount(bytes, whole.segment_size);
+  }
+
+  // Loop thread: hands the `count` buffers gathered in batch_ to JS as one
+  // batch, split into datagrams with coalescing.
+  void DeliverBatch(size_t count) {
+    if (count == 0) return;
+    if (!coalesce_) return sink_->Deliver(batch_.data(), count, nullptr);
+    size_t datagrams = 0;
+    const Completion* items = coalesced_.Split(batch_.data(), 0, static_cast<uint32_t>(count), buffer_size_, &datagrams);
+    coalesced_.Received(static_cast<uint32_t>(count), datagrams);
+    sink_->Deliver(items, datagrams, nullptr);
   }
 
   // Loop thread: the ring cannot go on. What is posted stays posted until
@@ -415,13 +450,18 @@ class IocpBackend final : public Backend {
     static_cast<IocpBackend*>(uv_handle_get_data(reinterpret_cast<uv_handle_t*>(handle)))->OnSignal();
   }
 
+  // Any thread (the completion thread): the registration's wake function.
+  static void WakeSignal(void* signal) { uv_async_send(static_cast<uv_async_t*>(signal)); }
+
   // Loop thread, after the completion thread (or the loop thread itself)
   // signalled.
   void OnSignal() {
     if (closing_) return ContinueClose();
     if (failed_) return;
-    if (stopped_.load(std::memory_order_acquire))  // the completion thread gave up
-      return Stop(SysError{TranslateError(thread_error_), "GetQueuedCompletionStatusEx"});
+    bool abandoned = false;
+    DWORD error = 0;
+    if (IocpPort::Stopped(registration_, &abandoned, &error))  // the port failed: nothing completes any more
+      return Stop(SysError{TranslateError(error), "GetQueuedCompletionStatusEx"});
     ProcessCompletions();
   }
 
@@ -429,20 +469,20 @@ class IocpBackend final : public Backend {
   // batch, then posts again as credits allow.
   void ProcessCompletions() {
     TrimCancelledTail();
-    uint32_t credits = sink_->Credits();
-    size_t count = 0;       // datagrams in the batch
+    uint32_t allowance = Allowance();
+    size_t count = 0;       // buffers in the batch (each a datagram, unless coalescing)
     uint32_t consumed = 0;  // slots taken from the head: the batch and skipped ones
     SysError fatal;
     while (consumed < posted_) {
       Slot& slot = PostedSlot(consumed);
-      if (!slot.completed.load(std::memory_order_acquire)) break;
+      if (!Completed(slot)) break;
       DWORD bytes = 0;
       DWORD flags = 0;
       int error = 0;
       Outcome outcome = Result(slot, &bytes, &flags, &error);
       if (outcome == Outcome::kData) {
-        if (count == credits) break;  // wait for JS to grant more
-        Complete(Index(consumed), bytes, flags, error == WSAEMSGSIZE, &batch_[count++]);
+        if (count == allowance) break;  // wait for JS to grant more
+        Collect(Index(consumed), bytes, flags, error == WSAEMSGSIZE, &count);
       } else if (outcome == Outcome::kFailed) {
         fatal = SysError{TranslateError(error), "WSARecvMsg"};
         consumed++;  // the failed slot is free again
@@ -468,17 +508,19 @@ class IocpBackend final : public Backend {
     if (consumed == 0) return;
     posted_ -= consumed;
     handing_ = consumed;
-    if (count > 0) sink_->Deliver(batch_.data(), count, nullptr);
+    DeliverBatch(count);
     head_ = Index(consumed);
     handing_ = 0;
   }
 
   // Loop thread, on every signal from Close to `done`.
   void ContinueClose() {
-    if (thread_) {
+    if (registration_ != nullptr) {
       ConsumeClosing();
-      if (!stopped_.load(std::memory_order_acquire)) return;  // more to come back: it signals
-      OnThreadStopped();
+      bool abandoned = false;
+      DWORD error = 0;
+      if (!IocpPort::Stopped(registration_, &abandoned, &error)) return;  // more to come back: it signals
+      OnPortStopped();
     }
     if (socket_.get() == INVALID_SOCKET) return;  // finishing already
     if (ReadQueue()) return Signal();  // more next turn
@@ -493,34 +535,37 @@ class IocpBackend final : public Backend {
     uint32_t consumed = 0;
     while (consumed < posted_) {
       Slot& slot = PostedSlot(consumed);
-      if (!slot.completed.load(std::memory_order_acquire)) break;
+      if (!Completed(slot)) break;
       DWORD bytes = 0;
       DWORD flags = 0;
       int error = 0;
       if (Result(slot, &bytes, &flags, &error) == Outcome::kData) {
         if (mode_ == CloseMode::kDrain)
-          Complete(Index(consumed), bytes, flags, error == WSAEMSGSIZE, &batch_[count++]);
+          Collect(Index(consumed), bytes, flags, error == WSAEMSGSIZE, &count);
         else
-          discarded_++;
+          discarded_ += Datagrams(Index(consumed), bytes, flags);
       }
       consumed++;
     }
     HandOver(consumed, count);
   }
 
-  // Loop thread, once the completion thread has returned (it did so after
-  // its last touch of this backend: joining it does not wait on the kernel).
-  void OnThreadStopped() {
-    WaitForSingleObject(thread_.get(), INFINITE);
-    thread_.reset();
+  // Loop thread, once the port is done with the socket (the completion
+  // thread's last touch of it, its last wake, has returned). Drops the
+  // registration and the reference on the port; the last socket's shuts the
+  // port down (its thread has nothing left to wait for: no blocking on the
+  // kernel).
+  void OnPortStopped() {
+    IocpPort::Unregister(registration_);  // an abandoned one is kept: late packets still name it
+    registration_ = nullptr;
     if (posted_ > 0) {
-      // The thread gave up after kCloseWaitMs with receives still out (or its
-      // wait failed). The kernel may still write their buffers: the slots,
+      // The port gave up after kCloseWaitMs with receives still out (or it
+      // failed). The kernel may still write their buffers: the slots,
       // payload and control buffers are leaked, never freed (ring_size x
-      // (buffer_size + control + sizeof(Slot)) bytes). closesocket below
-      // ends the receives; the port outlives its handle while they are out.
-      // Nothing else is leaked, and the socket queue is not read (the
-      // buffers are not ours).
+      // (slot capacity + control + sizeof(Slot)) bytes), and so is the
+      // registration (a few dozen bytes). closesocket below ends the
+      // receives. Nothing else is leaked, and the socket queue is not read
+      // (the buffers are not ours).
       slots_.release();
       data_.release();
       control_.release();
@@ -564,25 +609,24 @@ class IocpBackend final : public Backend {
       if (error == 0 || error == WSAEMSGSIZE) {
         // A call that fails with WSAEMSGSIZE reports no byte count (measured
         // under wine): the datagram filled the buffer.
-        if (error == WSAEMSGSIZE && bytes == 0) bytes = buffer_size_;
+        if (error == WSAEMSGSIZE && bytes == 0) bytes = slot_capacity_;
         queue_bytes_ -= std::min<uint32_t>(queue_bytes_, bytes);
         if (mode_ == CloseMode::kDrain)
-          Complete(index, bytes, 0, error == WSAEMSGSIZE, &batch_[count++]);
+          Collect(index, bytes, 0, error == WSAEMSGSIZE, &count);
         else
-          discarded_++;
+          discarded_ += Datagrams(index, bytes, 0);
       } else if (!IsPerPacketError(error)) {
         queue_datagrams_ = 0;  // WSAEWOULDBLOCK: the queue is empty; anything else: it cannot be read
       }
     }
-    if (count > 0) sink_->Deliver(batch_.data(), count, nullptr);  // nothing is posted: no one else touches the slots
+    DeliverBatch(count);  // nothing is posted: no one else touches the slots
     return queue_datagrams_ > 0 && queue_bytes_ > 0;
   }
 
-  // Loop thread: closes the socket and the port, frees the ring and closes
-  // signal_; `done` runs from its close callback.
+  // Loop thread: closes the socket, frees the ring and closes signal_; `done`
+  // runs from its close callback.
   void Finish() {
     socket_.reset();
-    port_.reset();
     slots_.reset();
     data_.reset();
     control_.reset();
@@ -603,66 +647,26 @@ class IocpBackend final : public Backend {
     done();
   }
 
-  // Completion thread: its entry point.
-  static DWORD WINAPI CompletionThread(void* self) {
-    static_cast<IocpBackend*>(self)->WaitForCompletions();
-    return 0;
-  }
-
-  // Completion thread: marks slots completed and signals the loop, until
-  // Close has asked it to stop and every receive has come back (or
-  // kCloseWaitMs passed since). Its last act is the signal that tells the
-  // loop thread it stopped.
-  void WaitForCompletions() {
-    OVERLAPPED_ENTRY entries[kEntriesPerWait];
-    ULONGLONG deadline = 0;
-    for (;;) {
-      DWORD timeout = INFINITE;
-      if (stopping_.load(std::memory_order_acquire)) {
-        if (in_flight_.load(std::memory_order_acquire) <= 0) break;
-        ULONGLONG now = GetTickCount64();
-        if (deadline == 0) deadline = now + kCloseWaitMs;
-        if (now >= deadline) break;  // give up: OnThreadStopped leaks what is out
-        timeout = static_cast<DWORD>(deadline - now);
-      }
-      ULONG count = 0;
-      if (!GetQueuedCompletionStatusEx(port_.get(), entries, kEntriesPerWait, &count, timeout, FALSE)) {
-        if (GetLastError() == WAIT_TIMEOUT) continue;
-        thread_error_ = GetLastError();  // OnSignal reports it
-        break;
-      }
-      bool completed = false;
-      for (ULONG i = 0; i < count; i++) {
-        if (entries[i].lpCompletionKey != kSocketKey) continue;  // kCheckKey: look at in_flight_ again
-        SlotOf(entries[i].lpOverlapped)->completed.store(true, std::memory_order_release);
-        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
-        completed = true;
-      }
-      if (completed) Signal();
-    }
-    stopped_.store(true, std::memory_order_release);
-    Signal();
-  }
-
-  // Any thread: the slot an OVERLAPPED belongs to.
-  static Slot* SlotOf(OVERLAPPED* overlapped) { return CONTAINING_RECORD(overlapped, Slot, overlapped); }
-
   Sink* const sink_;
   uv_loop_s* const loop_;
   bool ipv6_ = false;
   uint32_t ring_size_ = 0;
   uint32_t buffer_size_ = 0;
   size_t control_size_ = 0;
+  bool coalesce_ = false;
+  uint32_t slot_capacity_ = 0;  // payload bytes a slot: buffer_size_, or a coalescing buffer's
   UniqueSocket socket_;
   SendState send_state_;  // send_win.cc
-  UniqueHandle port_;
-  UniqueHandle thread_;  // the completion thread, until OnThreadStopped has joined it
+  // Shared with the process's completion thread (iocp_port.h), from Open
+  // until the port is done with the socket (OnPortStopped).
+  PortRegistration* registration_ = nullptr;
   uv_async_t* signal_ = nullptr;  // on the heap: libuv frees it only in its close callback
   LPFN_WSARECVMSG recvmsg_ = nullptr;
   std::unique_ptr<Slot[]> slots_;
   std::unique_ptr<uint8_t[]> data_;     // ring_size_ payload buffers
   std::unique_ptr<uint8_t[]> control_;  // ring_size_ control buffers
-  std::vector<Completion> batch_;       // what one Deliver hands over
+  std::vector<Completion> batch_;       // what one Deliver hands over (buffers, with coalescing)
+  CoalescedRing coalesced_;             // coalescing: batch_'s wire lengths, split datagrams, counters
   uint32_t head_ = 0;
   uint32_t handing_ = 0;
   uint32_t posted_ = 0;
@@ -676,11 +680,6 @@ class IocpBackend final : public Backend {
   uint32_t queue_datagrams_ = 0;  // datagrams close may still read off the queue
   uint32_t queue_bytes_ = 0;      // payload bytes likewise
   std::function<void()> done_;
-  // Shared with the completion thread:
-  std::atomic<bool> stopping_{false};   // Close ran: stop once nothing is in flight
-  std::atomic<bool> stopped_{false};    // the thread returned (its last signal follows)
-  std::atomic<int32_t> in_flight_{0};   // receives posted whose packet the thread has not taken
-  DWORD thread_error_ = 0;              // why GetQueuedCompletionStatusEx failed; read after stopped_
 };
 
 }  // namespace

@@ -4,6 +4,11 @@
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <mswsock.h>
+// Windows SDK ws2ipdef.h (10.0.19041); mingw-w64 lacks it. A DWORD: the
+// segment size of a coalesced buffer (UDP_RECV_MAX_COALESCED_SIZE).
+#ifndef UDP_COALESCED_INFO
+#define UDP_COALESCED_INFO 3
+#endif
 #else
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -81,6 +86,9 @@ size_t ControlBufferSize() {
 #ifdef UDP_GRO
   size += ControlSpace(sizeof(int));  // the segment size of a coalesced buffer
 #endif
+#ifdef _WIN32
+  size += ControlSpace(sizeof(DWORD));  // UDP_COALESCED_INFO likewise
+#endif
   return size;
 }
 
@@ -108,6 +116,14 @@ void DecodeControl(const uint8_t* control, size_t length, bool ipv6_socket, Comp
       int segment_size;
       memcpy(&segment_size, payload, sizeof segment_size);
       out->segment_size = segment_size > 0 ? static_cast<uint32_t>(segment_size) : 0;
+    }
+#endif
+#ifdef _WIN32
+    else if (header.cmsg_level == IPPROTO_UDP && header.cmsg_type == UDP_COALESCED_INFO &&
+             payload_length >= sizeof(DWORD)) {
+      DWORD segment_size;
+      memcpy(&segment_size, payload, sizeof segment_size);
+      out->segment_size = static_cast<uint32_t>(segment_size);  // 0 or not below the length: one datagram (coalesce.h)
     }
 #endif
     size_t advance = ControlAlign(header.cmsg_len);

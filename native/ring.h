@@ -20,15 +20,21 @@
 //   may run, and a kDrain under way is turned into kDiscard). Until `done`
 //   the Backend may still own buffers the kernel writes: it frees none of
 //   them before the kernel has given each back (iocp: the last cancellation
-//   completed; io_uring: the multishot receive's last completion reaped;
-//   recvmmsg: nothing is with the kernel between calls).
+//   completed and the process's completion thread done with the socket,
+//   IocpPort::Stopped; io_uring: the multishot receive's last completion
+//   reaped; recvmmsg: nothing is with the kernel between calls).
 // - The wake function (a threadsafe function) is released in Ring::Closed;
 //   the Ring is deleted once it is closed and the wake function finalized,
 //   whichever comes last. Node may call the wake callback with env == NULL
 //   for wakes still queued at finalization, after the finalizer ran: that
 //   call must not touch the Ring.
-// - A backend thread (iocp's completion thread) never touches the Ring
-//   except through Sink::Wake, and is joined before the slots are freed.
+// - A backend thread never touches the Ring except through Sink::Wake, and
+//   is joined before the slots are freed. iocp's completion thread is the
+//   process's, shared by every socket of every environment (iocp_port.h): it
+//   never touches the Ring at all, only the socket's registration, its
+//   slots' completion flags and its uv_async_t; the slots are freed once it
+//   has said it is done with the socket, and the thread itself frees the
+//   port and returns when the process's last iocp socket has closed.
 #ifndef DGRAM_RING_RING_H_
 #define DGRAM_RING_RING_H_
 
@@ -60,7 +66,7 @@ struct Options {
   bool reuse_port = false;
   bool ipv6_only = false;
   bool thread = false;  // a receive thread fills the ring while JS runs (POSIX backend)
-  bool coalesce = false;  // UDP_GRO: a buffer may hold several datagrams of one flow (Linux)
+  bool coalesce = false;  // a buffer may hold several datagrams of one flow (Linux UDP_GRO, Windows URO)
   // With reuse_port: after bind, attach to the port's reuseport group a
   // classic BPF program (SO_ATTACH_REUSEPORT_CBPF) that picks one of the
   // group's first `spread_over` sockets, in join order, at random for each
@@ -100,8 +106,8 @@ struct Completion {
   uint16_t remote_port = 0;
   uint8_t remote_addr[16] = {};  // network byte order
   uint8_t local_addr[16] = {};   // network byte order (destination address)
-  // UDP_GRO: the buffer holds datagrams of this size back to back (the last
-  // may be shorter); 0 = one datagram. Backends split such a buffer
+  // UDP_GRO / UDP_COALESCED_INFO: the buffer holds datagrams of this size
+  // back to back (the last may be shorter); 0 = one datagram. Backends split such a buffer
   // (coalesce.h) before Sink::Deliver, which never sees it set.
   uint32_t segment_size = 0;
 };

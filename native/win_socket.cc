@@ -4,6 +4,7 @@
 #include <ws2tcpip.h>
 #include <mstcpip.h>
 
+#include "coalesce.h"
 #include "sockaddr.h"
 #include "win_errors.h"
 
@@ -14,6 +15,10 @@
 #endif
 #ifndef SIO_UDP_NETRESET
 #define SIO_UDP_NETRESET _WSAIOW(IOC_VENDOR, 15)
+#endif
+// Windows SDK ws2ipdef.h (10.0.19041); mingw-w64 lacks it.
+#ifndef UDP_RECV_MAX_COALESCED_SIZE
+#define UDP_RECV_MAX_COALESCED_SIZE 3
 #endif
 
 namespace dgram_ring {
@@ -75,6 +80,15 @@ SysError OpenSocket(const Options& options, UniqueSocket* owned, LPFN_WSARECVMSG
   // Like cmsg.cc, a v6 socket goes on without it.
   if (SetOption(socket, IPPROTO_IP, IP_PKTINFO, 1) && !ipv6) return WsaError("setsockopt");
   if (ipv6 && SetOption(socket, IPPROTO_IPV6, IPV6_PKTINFO, 1)) return WsaError("setsockopt");
+  // Receive coalescing (URO): the stack may fill one buffer with several
+  // datagrams of one flow, up to this many bytes (a coalescing slot's room
+  // less a UDP header, as msquic asks), and says their size in a
+  // UDP_COALESCED_INFO control message (cmsg.cc). Windows 10 2004 and later;
+  // older Windows and wine refuse the option (wine 8: WSAEINVAL). Then open
+  // fails: the syscall names the option, and lib/socket.ts turns it into
+  // ERR_DGRAM_RING_UNSUPPORTED (never a socket that silently does not coalesce).
+  if (options.coalesce && SetOption(socket, IPPROTO_UDP, UDP_RECV_MAX_COALESCED_SIZE, kCoalescedBufferBytes - 8))
+    return WsaError("setsockopt(UDP_RECV_MAX_COALESCED_SIZE)");
   // An ICMP report about a datagram this socket sent would otherwise fail
   // the next receive. Best effort: the backend re-posts such receives anyway.
   SetIoctl(socket, SIO_UDP_CONNRESET, FALSE);
