@@ -210,23 +210,26 @@ class Sink extends Writable implements JetStreamSink {
   #readyResolve!: () => void
   #readyReject!: (error: Error) => void
 
+  // Every option is checked before super(): Writable schedules _construct() as soon as it is called.
   constructor(options: JetStreamSinkOptions, nats: NatsModules) {
     const highWaterMark = integerOption(options, 'highWaterMark', 1, 65536, 16)
+    const maxInFlight = integerOption(options, 'maxInFlight', 1, 65536, 256)
+    const timeout = integerOption(options, 'timeout', 1, 2 ** 31 - 1, 5000)
+    const closeTimeout = integerOption(options, 'closeTimeout', 0, 2 ** 31 - 1, 30000)
+    const msgId = options.msgId ?? receiverIdentity()
+    if (typeof msgId !== 'string' && typeof msgId !== 'function') throw invalidArgType('msgId', 'a string or a function', msgId)
     super({ objectMode: true, highWaterMark })
     this.#options = options
-    this.#maxInFlight = integerOption(options, 'maxInFlight', 1, 65536, 256)
-    this.#timeout = integerOption(options, 'timeout', 1, 2 ** 31 - 1, 5000)
-    this.#closeTimeout = integerOption(options, 'closeTimeout', 0, 2 ** 31 - 1, 30000)
-    const msgId = options.msgId ?? receiverIdentity()
-    if (typeof msgId === 'string') this.#msgId = (_record, sequence) => `${msgId}-${sequence}`
-    else if (typeof msgId === 'function') this.#msgId = msgId
-    else throw invalidArgType('msgId', 'a string or a function', msgId)
+    this.#nats = nats
+    this.#maxInFlight = maxInFlight
+    this.#timeout = timeout
+    this.#closeTimeout = closeTimeout
+    this.#msgId = typeof msgId === 'string' ? (_record, sequence) => `${msgId}-${sequence}` : msgId
     this.#ready = new Promise((resolve, reject) => {
       this.#readyResolve = resolve
       this.#readyReject = reject
     })
     this.#ready.catch(() => undefined) // also reported as 'error'
-    this.#nats = nats
   }
 
   readonly #nats: NatsModules

@@ -137,7 +137,7 @@ export async function readStream(servers, stream, limitMs = 60_000) {
     const iterator = await consumer.consume({ max_messages: 1000 })
     const timer = setTimeout(() => iterator.stop(), limitMs)
     for await (const m of iterator) {
-      messages.push({ id: m.headers?.get('Nats-Msg-Id'), data: m.data })
+      messages.push({ id: m.headers?.get('Nats-Msg-Id'), headers: m.headers, data: m.data })
       if (messages.length >= total || Date.now() > deadline) break
     }
     clearTimeout(timer)
