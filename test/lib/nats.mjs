@@ -2,13 +2,14 @@
 // started on free loopback ports with its store in a temp dir, alone or as a
 // cluster of routed nodes; each stopped by its PID and its dir removed when
 // the test ends. Every wait is bounded.
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import { root } from './helpers.mjs'
+import { sl5424Binary } from '../../bench/blast.mjs'
 
 const require = createRequire(path.join(root, 'package.json'))
 export const { connect } = require('@nats-io/transport-node')
@@ -145,3 +146,53 @@ export async function readStream(servers, stream, limitMs = 60_000) {
     return messages
   })
 }
+
+// For the `listen --jetstream` tests.
+
+/** The --jetstream summary line: its numbers by name, or null. */
+export function jetstreamSummaryOf(text) {
+  const m =
+    /dgram-ring: acknowledged (\d+), failed (\d+), received (\d+), not published (\d+), discarded (\d+), kernel drops (\d+|n\/a), truncated (\d+), bytes (\d+), retried (\d+), duplicates (\d+)\n/.exec(
+      text,
+    )
+  if (m === null) return null
+  const [acknowledged, failed, received, notPublished, discarded, kernelDrops, truncated, bytes, retried, duplicates] = m
+    .slice(1)
+    .map((v) => (v === 'n/a' ? undefined : Number(v)))
+  return { acknowledged, failed, received, notPublished, discarded, kernelDrops, truncated, bytes, retried, duplicates }
+}
+
+/** Runs bench/sl5424.c (RFC 5424, paced, bounded by `seconds`) at 127.0.0.1:port; resolves with what it sent. */
+export function sendSyslog(port, rate, seconds) {
+  return new Promise((resolve, reject) => {
+    execFile(sl5424Binary(), [String(port), String(seconds), String(rate), '32', '200'], { timeout: 30_000 }, (error, stdout) => {
+      if (error) return reject(error)
+      const sent = /sent=(\d+)/.exec(stdout)
+      if (sent === null) return reject(new Error(`sl5424 said: ${stdout}`))
+      resolve(Number(sent[1]))
+    })
+  })
+}
+
+/** Stops a receiver as a user does (SIGINT: draining close, acknowledgements awaited) and returns its summary. */
+export async function stopReceiver(t, receiver) {
+  receiver.child.kill('SIGINT')
+  const result = await receiver.exited
+  t.equal(result.code, 0, 'exit status 0')
+  const summary = jetstreamSummaryOf(result.stderr)
+  t.ok(summary, `a summary line: ${result.stderr}`)
+  return summary
+}
+
+export function addsUp(t, summary, sent, what = '') {
+  t.equal(summary.notPublished, 0, `${what}nothing received was left unpublished`)
+  t.equal(
+    summary.acknowledged + summary.failed + summary.discarded + summary.kernelDrops,
+    sent,
+    `${what}acknowledged ${summary.acknowledged} + failed ${summary.failed} + discarded ${summary.discarded} + kernel drops ${summary.kernelDrops} = sent ${sent}`,
+  )
+}
+
+/** Messages the stream holds, by subject. */
+export const subjectCounts = (servers, stream) =>
+  withNats(servers, async (nc, jsm) => (await jsm.streams.info(stream, { subjects_filter: '>' })).state.subjects ?? {})
