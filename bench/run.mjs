@@ -47,6 +47,8 @@
 //   --cpu-prof DIR       write a V8 CPU profile of every receiver into DIR
 //   --ingest             the log ingestion benchmark instead: dgram-ring listen against
 //                        rsyslog (bench/ingest.mjs; --ingest --help for its options)
+//   --jetstream          the JetStream benchmark instead: listen --jetstream into R1 and
+//                        R3 streams (bench/jetstream.mjs; --jetstream --help for its options)
 //   --json [FILE]        also write the results as JSON to FILE (no FILE: JSON on stdout,
 //                        the report on stderr)
 //
@@ -281,6 +283,11 @@ async function main() {
   if (process.argv.includes('--ingest')) {
     const { main: ingest } = await import('./ingest.mjs')
     return ingest(process.argv.slice(2).filter((arg) => arg !== '--ingest'))
+  }
+  // From the wire into an acknowledged JetStream stream: a benchmark of its own (bench/jetstream.mjs).
+  if (process.argv.includes('--jetstream')) {
+    const { main: jetstream } = await import('./jetstream.mjs')
+    return jetstream(process.argv.slice(2).filter((arg) => arg !== '--jetstream'))
   }
   const o = parseArgs(process.argv.slice(2))
   const facts = machineFacts()
