@@ -86,3 +86,17 @@ const sizes: Observable<number> = datagrams.pipe(mergeMapWithBackpressure(async 
 const wrong: Observable<Datagram> = fromDatagramBatches({ port: 0 })
 
 void [main, batches, sizes, wrong]
+
+// dgram-ring/jetstream: its declarations need none of the NATS packages' types.
+import { createJetStreamSink, type JetStreamSink, type JetStreamSinkStats, type JetStreamSinkOptions } from 'dgram-ring/jetstream'
+const sinkOptions: JetStreamSinkOptions = { servers: ['nats://127.0.0.1:4222'], subject: 'logs.a', maxInFlight: 64, msgId: (_record, sequence) => `a-${sequence}` }
+const sink: JetStreamSink = createJetStreamSink(sinkOptions)
+const sinkWritable: Writable = sink
+const sinkStats: JetStreamSinkStats = sink.stats()
+const acknowledged: number = sinkStats.acknowledged + sinkStats.failed + sinkStats.duplicates + sinkStats.retried + sinkStats.published
+const sinkReady: Promise<void> = sink.ready()
+// @ts-expect-error subject is required
+void createJetStreamSink({ servers: 'nats://127.0.0.1:4222' })
+// @ts-expect-error maxInFlight is a number
+void createJetStreamSink({ servers: 'nats://127.0.0.1:4222', subject: 'a', maxInFlight: '64' })
+void [sinkWritable, acknowledged, sinkReady]
