@@ -205,6 +205,9 @@ class Sink extends Writable implements JetStreamSink {
   #onSlot: (() => void) | undefined
   #onIdle: (() => void) | undefined
   #giveUp = false
+  // Records write() took, and of those the ones that reached _write(): the rest are buffered.
+  #accepted = 0
+  #taken = 0
   #closeTimer: NodeJS.Timeout | undefined
   readonly #ready: Promise<void>
   #readyResolve!: () => void
@@ -255,7 +258,8 @@ class Sink extends Writable implements JetStreamSink {
       },
       (error: Error) => {
         this.#readyReject(error)
-        callback(error)
+        // Destroyed meanwhile: no 'error' for what the caller asked for.
+        callback(this.destroyed ? null : error)
       },
     )
   }
@@ -275,6 +279,7 @@ class Sink extends Writable implements JetStreamSink {
       throw jetstreamError(`cannot connect to NATS at ${String(servers)}: ${(cause as Error).message}`, cause)
     }
     this.#nc = nc
+    await this.#unlessDestroyed()
     try {
       const jsm = await this.#nats.jetstreamManager(nc, { timeout: this.#timeout })
       if (stream !== undefined) {
@@ -284,15 +289,25 @@ class Sink extends Writable implements JetStreamSink {
         this.#stream = await jsm.streams.find(subject)
       }
     } catch (cause) {
+      if (this.destroyed) throw cause
       await nc.close().catch(() => undefined)
       const what = stream !== undefined ? `stream '${stream}'` : `stream for the subject '${subject}'`
       throw jetstreamError(`JetStream has no ${what}: ${(cause as Error).message}`, cause)
     }
+    await this.#unlessDestroyed()
     this.#js = this.#nats.jetstream(nc, { timeout: this.#timeout })
+  }
+
+  /** destroy() while connecting: the connection must not keep the process alive. */
+  async #unlessDestroyed(): Promise<void> {
+    if (!this.destroyed) return
+    await this.#disconnect()
+    throw jetstreamError('the sink was destroyed while connecting')
   }
 
   // Main thread: one record in; called back at once while a slot is free, else when an acknowledgement frees one.
   override _write(record: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#taken++
     let id: string
     let data: Uint8Array | string
     const headers = this.#nats.headers()
@@ -353,7 +368,8 @@ class Sink extends Writable implements JetStreamSink {
   /** Worth publishing again with the same id: no answer, no server, or a stream that cannot store now (503: no leader, full with `discard: new`). */
   #retryable(error: unknown): boolean {
     if (error instanceof this.#nats.JetStreamApiError) return error.status === 503
-    return true
+    // A connection closed for good (it reconnects by itself otherwise): nothing will answer.
+    return this.#nc !== undefined && !this.#nc.isClosed()
   }
 
   #settle(pending: Pending, acknowledged: boolean): void {
@@ -377,8 +393,16 @@ class Sink extends Writable implements JetStreamSink {
     for (const pending of [...this.#pending]) this.#settle(pending, false)
   }
 
+  // Main thread: counts what is taken, so that a destroy() can count what never reached _write() as failed.
+  override write(record: unknown, ...rest: unknown[]): boolean {
+    if (!this.destroyed && !this.writableEnded && record !== null) this.#accepted++
+    return super.write(record, ...(rest as [BufferEncoding, (error: Error | null | undefined) => void]))
+  }
+
   // Main thread: end() starts the closeTimeout, which also covers the writes still waiting for a slot.
   override end(...args: unknown[]): this {
+    // end(record) writes it without write().
+    if (args.length > 0 && typeof args[0] !== 'function' && args[0] != null && !this.destroyed && !this.writableEnded) this.#accepted++
     if (this.#closeTimer === undefined && !this.destroyed) {
       this.#closeTimer = setTimeout(() => this.#failAll(), this.#closeTimeout)
     }
@@ -407,8 +431,9 @@ class Sink extends Writable implements JetStreamSink {
   // Main thread: destroy() or a failure; what is unacknowledged is counted as failed.
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.#closeTimer)
-    // Records written but still buffered (not the one waiting for a slot, published already) never reach _write.
-    this.#stats.failed += this.writableLength - (this.#onSlot === undefined ? 0 : 1)
+    // Records written but still buffered never reach _write.
+    this.#stats.failed += this.#accepted - this.#taken
+    this.#taken = this.#accepted
     this.#failAll()
     this.#onSlot = undefined
     this.#disconnect().then(

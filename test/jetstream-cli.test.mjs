@@ -55,7 +55,7 @@ t.test('a stream that cannot take more: the ring stops posting, the kernel drops
   const server = await natsServer(t)
   // A work queue nobody consumes, of 2000 messages at most, refusing new ones when full: a consumer that paused.
   await addStream(server.url, { name: 'WORK', subjects: ['work.>'], retention: 'workqueue', max_msgs: 2000, discard: 'new' })
-  const receiver = await startListen(t, ['--parse', 'syslog', '--jetstream', server.url, '--subject', 'work.syslog', '--max-in-flight', '64', '--stats'])
+  const receiver = await startListen(t, ['--parse', 'syslog', '--jetstream', server.url, '--subject', 'work.syslog', '--max-in-flight', '64', '--stats', '--recv-buffer-size', '262144'])
   const sending = sendSyslog(receiver.port, 10_000, 5)
   const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${receiver.child.pid}/status`, 'utf8'))[1])
   await sleep(1500)

@@ -70,6 +70,21 @@ t.test('with a server', async (t) => {
     await new Promise((resolve) => wrongStream.on('close', resolve))
   })
 
+  t.test('destroyed while connecting: the connection does not keep the process alive', async (t) => {
+    const script = `
+      const { createJetStreamSink } = require('dgram-ring/jetstream')
+      const sink = createJetStreamSink({ servers: ${JSON.stringify(server.url)}, subject: 'logs.a' })
+      sink.on('close', () => console.log(JSON.stringify(sink.stats())))
+      sink.write({ a: 1 })
+      setTimeout(() => sink.destroy(), ${0})`
+    const started = Date.now()
+    const out = await new Promise((resolve, reject) =>
+      execFile(process.execPath, ['-e', script], { cwd: root, timeout: 20_000 }, (error, stdout) => (error ? reject(error) : resolve(stdout))),
+    )
+    t.ok(Date.now() - started < 10_000, 'the process exited by itself')
+    t.match(JSON.parse(out), { acknowledged: 0, failed: 1 }, 'the record written is counted failed')
+  })
+
   t.test('records: a Datagram as its payload with its sender, bytes and text as they are, objects as JSON; ids prefix-sequence', async (t) => {
     const sink = createJetStreamSink({ servers: server.url, subject: 'logs.kinds', msgId: 'kinds' })
     await sink.ready()
