@@ -317,6 +317,8 @@ class Sink extends Writable implements JetStreamSink {
       if (typeof id !== 'string' || id === '') throw invalidArgType('msgId', 'a function returning a non-empty string', id)
       data = encode(record, headers)
     } catch (error) {
+      // The sink fails with it (msgId threw, or the record cannot be encoded): the record counts as failed.
+      this.#stats.failed++
       callback(error as Error)
       return
     }

@@ -164,6 +164,17 @@ t.test('with a server', async (t) => {
     t.equal(stats.acknowledged + stats.failed, accepted, 'every record written is acknowledged or failed')
   })
 
+  t.test('a msgId function that throws fails the sink: its error, and every record written counted', async (t) => {
+    const sink = createJetStreamSink({ servers: server.url, subject: 'logs.throws', msgId: (record) => { if (record.bad) throw new Error('no id'); return `throws-${record.n}` } })
+    sink.write({ n: 1 })
+    sink.write({ bad: true })
+    sink.write({ n: 3 })
+    const [error] = await once(sink, 'error')
+    t.equal(error.message, 'no id')
+    const stats = sink.stats()
+    t.equal(stats.acknowledged + stats.failed, 3, `acknowledged ${stats.acknowledged} + failed ${stats.failed}`)
+  })
+
   t.test('destroy(): what is in flight or buffered is counted failed', async (t) => {
     await addStream(server.url, { name: 'FULL2', subjects: ['full2.>'], max_msgs: 1, discard: 'new' })
     const sink = createJetStreamSink({ servers: server.url, subject: 'full2.a', maxInFlight: 2, highWaterMark: 4 })
