@@ -4,10 +4,11 @@
 // the ring stop posting while memory stays flat (the cluster test is
 // jetstream-cluster.test.mjs). The summary must add up to what was sent.
 import t from 'tap'
+import dgram from 'node:dgram'
 import fs from 'node:fs'
 import { run, startListen } from './lib/cli.mjs'
 import { requireTool, sleep } from './lib/helpers.mjs'
-import { natsServer, addStream, withNats, freePort, sendSyslog, stopReceiver as stop, addsUp, subjectCounts } from './lib/nats.mjs'
+import { natsServer, addStream, withNats, readStream, jetstreamSummaryOf, freePort, sendSyslog, stopReceiver as stop, addsUp, subjectCounts } from './lib/nats.mjs'
 
 t.test('bad flags are usage errors (exit 2), naming the flag', async (t) => {
   const cases = [
@@ -50,6 +51,23 @@ t.test('one server: 100 000 syslog datagrams, each in the stream once or counted
   t.comment(`sent ${sent}: acknowledged ${summary.acknowledged}, kernel drops ${summary.kernelDrops}`)
 })
 
+t.test('--count: N published, the rest received is "not published"; each message is the datagram\'s JSON line', async (t) => {
+  if (!requireTool(t, 'nats-server')) return
+  const server = await natsServer(t)
+  await addStream(server.url, { name: 'COUNT', subjects: ['count.>'] })
+  const receiver = await startListen(t, ['--parse', 'syslog', '--count', '3', '--jetstream', server.url, '--subject', 'count.a'])
+  const socket = dgram.createSocket('udp4')
+  t.teardown(() => socket.close())
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => socket.send(`<14>1 2026-11-27T12:00:00Z host app - - - n=${i}`, receiver.port, '127.0.0.1', resolve))
+  const result = await receiver.exited
+  t.equal(result.code, 0)
+  const summary = jetstreamSummaryOf(result.stderr)
+  t.match(summary, { acknowledged: 3, failed: 0, notPublished: summary.received - 3 }, result.stderr)
+  const messages = await readStream(server.url, 'COUNT')
+  t.same(messages.map((m) => JSON.parse(Buffer.from(m.data).toString()).message), ['n=0', 'n=1', 'n=2'])
+  t.notOk(Buffer.from(messages[0].data).toString().endsWith('\n'), 'one line, without its newline')
+})
+
 t.test('a stream that cannot take more: the ring stops posting, the kernel drops (counted), memory stays flat', async (t) => {
   if (!requireTool(t, 'nats-server')) return
   const server = await natsServer(t)
@@ -71,7 +89,7 @@ t.test('a stream that cannot take more: the ring stops posting, the kernel drops
   const lines = stderr.split('\n').filter((line) => / pps, /.test(line))
   t.ok(lines.length >= 2, `stats lines: ${stderr}`)
   const drops = lines.map((line) => Number(/, (\d+) kernel drops?,/.exec(line)?.[1]))
-  t.match(lines.at(-1), /, 0 buffers posted$/, 'the ring stopped posting')
+  t.match(lines.at(-1), /, 0 buffers posted, \d+ acknowledged, 64 in flight$/, "the ring stopped posting; maxInFlight publishes wait for the stream")
   t.ok(drops.at(-1) > drops[0], `kernel drops grow: ${drops.join(' → ')}`)
   t.ok(rssLater - rssStalled < 16 * 1024, `memory flat while stalled: ${rssStalled} kB → ${rssLater} kB`)
   const sent = await sending

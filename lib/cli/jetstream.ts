@@ -69,7 +69,11 @@ export async function publish(
     stop.abort()
     void stream.close()
   })
-  const stopStats = command.stats ? reportStats(stream, err) : undefined
+  const inFlight = (): string => {
+    const { acknowledged, inFlight } = sink.stats()
+    return `, ${acknowledged} acknowledged, ${inFlight} in flight`
+  }
+  const stopStats = command.stats ? reportStats(stream, err, inFlight) : undefined
   const timer = command.duration === undefined ? undefined : setTimeout(() => void stream.close(), command.duration * 1000)
   let signalled = false
   const onSignal = (): void => {

@@ -45,7 +45,8 @@ Options:
                            without CAP_NET_ADMIN: the command warns)
       --thread on|off      A receive thread fills the ring while JavaScript
                            runs (default: on; POSIX systems)
-      --stats              Every second, a stats line on stderr
+      --stats              Every second, a stats line on stderr (with
+                           --jetstream: acknowledged and in flight too)
       --jetstream URLS     Publish each datagram's JSON (its lines, for statsd)
                            as one message into NATS JetStream instead of
                            writing stdout; URLS: nats://HOST:PORT, comma-separated
@@ -118,7 +119,7 @@ export function announce(stream: DatagramStream, command: ListenCommand, err: No
 }
 
 /** Writes a stats line every second until stopped: on a TTY one line rewritten in place, else a line each. */
-export function reportStats(stream: DatagramStream, err: NodeJS.WriteStream): () => void {
+export function reportStats(stream: DatagramStream, err: NodeJS.WriteStream, more: () => string = () => ''): () => void {
   const tty = err.isTTY === true
   let last = stream.stats()
   let lastTime = process.hrtime.bigint()
@@ -129,7 +130,7 @@ export function reportStats(stream: DatagramStream, err: NodeJS.WriteStream): ()
     const pps = Math.round((stats.received - last.received) / seconds)
     const mbps = (stats.bytes - last.bytes) / seconds / 1e6
     const drops = stats.kernelDrops === undefined ? 'kernel drops not counted here' : plural(stats.kernelDrops, 'kernel drop')
-    const line = `dgram-ring: ${pps} pps, ${mbps.toFixed(2)} MB/s, ${drops}, ${plural(stats.posted, 'buffer')} posted`
+    const line = `dgram-ring: ${pps} pps, ${mbps.toFixed(2)} MB/s, ${drops}, ${plural(stats.posted, 'buffer')} posted${more()}`
     err.write(tty ? `\r\x1b[K${line}` : `${line}\n`)
     last = stats
     lastTime = now
