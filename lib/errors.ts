@@ -15,6 +15,7 @@ export type DgramRingErrorCode =
   | 'ERR_INVALID_STATE'
   | 'ERR_DGRAM_RING_PEER_MISSING'
   | 'ERR_DGRAM_RING_JETSTREAM'
+  | 'ERR_DGRAM_RING_WORKER_EXIT'
 
 /** An error with a stable `code`. */
 export interface CodedError extends Error {
