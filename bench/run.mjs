@@ -51,6 +51,8 @@
 //                        --workers 1 --help for its options)
 //   --ingest             the log ingestion benchmark instead: dgram-ring listen against
 //                        rsyslog (bench/ingest.mjs; --ingest --help for its options)
+//   --jetstream          the JetStream benchmark instead: listen --jetstream into R1 and
+//                        R3 streams (bench/jetstream.mjs; --jetstream --help for its options)
 //   --json [FILE]        also write the results as JSON to FILE (no FILE: JSON on stdout,
 //                        the report on stderr)
 //
@@ -290,6 +292,11 @@ async function main() {
   if (process.argv.includes('--ingest')) {
     const { main: ingest } = await import('./ingest.mjs')
     return ingest(process.argv.slice(2).filter((arg) => arg !== '--ingest'))
+  }
+  // From the wire into an acknowledged JetStream stream: a benchmark of its own (bench/jetstream.mjs).
+  if (process.argv.includes('--jetstream')) {
+    const { main: jetstream } = await import('./jetstream.mjs')
+    return jetstream(process.argv.slice(2).filter((arg) => arg !== '--jetstream'))
   }
   // One ring a worker thread, 1, 2, … of them on one port: a benchmark of its own (bench/workers.mjs).
   if (process.argv.some((arg) => arg === '--workers' || arg.startsWith('--workers='))) {

@@ -13,6 +13,8 @@ export type DgramRingErrorCode =
   | 'ERR_DGRAM_RING_INTERNAL'
   | 'ERR_DGRAM_RING_UNSUPPORTED'
   | 'ERR_INVALID_STATE'
+  | 'ERR_DGRAM_RING_PEER_MISSING'
+  | 'ERR_DGRAM_RING_JETSTREAM'
   | 'ERR_DGRAM_RING_WORKER_EXIT'
 
 /** An error with a stable `code`. */

@@ -92,6 +92,13 @@ const { fromDatagrams } = require('dgram-ring/rx')
 const { parseStatsd } = require('dgram-ring/parsers')
 const { version } = require('dgram-ring/package.json')
 if (typeof fromDatagrams !== 'function' || parseStatsd('a:1|c').length !== 1) throw new Error('missing exports')
+// dgram-ring/jetstream without its optional peers (not installed here): a coded error that names them.
+try {
+  require('dgram-ring/jetstream').createJetStreamSink({ servers: 'nats://127.0.0.1:4222', subject: 'logs.a' })
+  throw new Error('dgram-ring/jetstream worked without @nats-io/*')
+} catch (error) {
+  if (error.code !== 'ERR_DGRAM_RING_PEER_MISSING') throw error
+}
 require('./receive.cjs')(listen).then((data) => {
   if (data !== 'ping') throw new Error(`received ${data}`)
   console.log(`CommonJS: received ${data} (dgram-ring ${version}, ${backends.join(', ')})`)

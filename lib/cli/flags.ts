@@ -51,6 +51,10 @@ const LISTEN_FLAGS = {
   'reuse-port': { type: 'boolean' },
   thread: { type: 'string' },
   stats: { type: 'boolean' },
+  jetstream: { type: 'string' },
+  subject: { type: 'string' },
+  stream: { type: 'string' },
+  'max-in-flight': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Record<string, FlagSpec>
 
@@ -135,6 +139,41 @@ function timeZoneFlag(flags: Flags): string | undefined {
   return text
 }
 
+/** --jetstream and its flags: where each datagram's JSON goes instead of stdout. */
+export interface JetStreamTarget {
+  /** The NATS server URLs (--jetstream, comma-separated). */
+  servers: string[]
+  subject: string
+  stream: string | undefined
+  maxInFlight: number | undefined
+}
+
+function jetStreamFlags(flags: Flags): JetStreamTarget | undefined {
+  const servers = flags.values.get('jetstream')
+  const subject = flags.values.get('subject')
+  const stream = flags.values.get('stream')
+  const maxInFlight = integerFlag(flags, 'max-in-flight', 1, 65536)
+  if (servers === undefined) {
+    const stray = [subject !== undefined && '--subject', stream !== undefined && '--stream', maxInFlight !== undefined && '--max-in-flight'].find(Boolean)
+    if (stray) throw new UsageError(`${stray} applies to --jetstream only`)
+    return undefined
+  }
+  const urls = servers.split(',').map((url) => url.trim())
+  for (const url of urls) {
+    if (!/^(?:nats|tls):\/\/[^\s/]+$|^[^\s/:]+:\d+$/.test(url)) {
+      throw new UsageError(`--jetstream must be NATS server URLs, comma-separated (nats://127.0.0.1:4222), not '${servers}'`)
+    }
+  }
+  if (subject === undefined) throw new UsageError('--jetstream needs --subject')
+  if (subject === '' || /[\s*>]/.test(subject) || subject.startsWith('.') || subject.endsWith('.') || subject.includes('..')) {
+    throw new UsageError(`--subject must be a NATS subject without spaces or wildcards (logs.syslog), not '${subject}'`)
+  }
+  if (stream !== undefined && (stream === '' || /[\s.*>/\\]/.test(stream))) {
+    throw new UsageError(`--stream must be a JetStream stream name (no spaces, dots, slashes or wildcards), not '${stream}'`)
+  }
+  return { servers: urls, subject, stream, maxInFlight }
+}
+
 export type Parse = 'raw' | 'syslog' | 'statsd'
 export type Encoding = 'utf8' | 'base64' | 'hex'
 
@@ -150,6 +189,8 @@ export interface ListenCommand {
   stats: boolean
   /** The receive buffer asked for (--recv-buffer-size or the default), in bytes. */
   recvBufferSize: number
+  /** --jetstream: publish into JetStream instead of writing stdout. */
+  jetstream: JetStreamTarget | undefined
 }
 
 export function parseListen(flags: Flags, backends: readonly string[]): ListenCommand {
@@ -180,6 +221,7 @@ export function parseListen(flags: Flags, backends: readonly string[]): ListenCo
     encoding,
     timeZone,
     stats: flags.switches.has('stats'),
+    jetstream: jetStreamFlags(flags),
   }
 }
 

@@ -45,14 +45,29 @@ Options:
                            without CAP_NET_ADMIN: the command warns)
       --thread on|off      A receive thread fills the ring while JavaScript
                            runs (default: on; POSIX systems)
-      --stats              Every second, a stats line on stderr
+      --stats              Every second, a stats line on stderr (with
+                           --jetstream: acknowledged and in flight too)
+      --jetstream URLS     Publish each datagram's JSON (its lines, for statsd)
+                           as one message into NATS JetStream instead of
+                           writing stdout; URLS: nats://HOST:PORT, comma-separated
+                           (needs npm packages @nats-io/transport-node and
+                           @nats-io/jetstream)
+      --subject SUBJECT    The subject to publish on (with --jetstream)
+      --stream NAME        The stream expected to store it (default: the one
+                           whose subjects hold SUBJECT)
+      --max-in-flight N    Publishes unacknowledged at most, 1-65536 (default
+                           256); beyond, the ring gets no buffers
   -h, --help               Show this help
 
 On stderr: "dgram-ring: listening on ADDRESS:PORT (BACKEND, receive thread,
 receive buffer SIZE)" once bound, a warning if the system capped the receive
 buffer, and
 at the end "dgram-ring: written W, received R, not written N, discarded D,
-kernel drops K, truncated T, bytes B" (datagrams, but bytes).
+kernel drops K, truncated T, bytes B" (datagrams, but bytes). With
+--jetstream: "dgram-ring: acknowledged A, failed F, received R, not published
+N, discarded D, kernel drops K, truncated T, bytes B, retried X, duplicates
+Y": acknowledged + failed + not published + discarded + kernel drops = sent
+(at exit, acknowledgements are awaited 10 s at most; the rest is failed).
 `
 }
 
@@ -88,7 +103,7 @@ function grantedRecvBuffer(stream: DatagramStream): number | undefined {
 }
 
 /** The listening line, and a warning when the system gave less receive buffer than asked. */
-function announce(stream: DatagramStream, command: ListenCommand, err: NodeJS.WriteStream): void {
+export function announce(stream: DatagramStream, command: ListenCommand, err: NodeJS.WriteStream): void {
   const granted = grantedRecvBuffer(stream)
   const thread = command.options.thread && process.platform !== 'win32' ? ', receive thread' : ''
   const buffer = granted === undefined ? '' : `, receive buffer ${describeBytes(granted)}`
@@ -104,7 +119,7 @@ function announce(stream: DatagramStream, command: ListenCommand, err: NodeJS.Wr
 }
 
 /** Writes a stats line every second until stopped: on a TTY one line rewritten in place, else a line each. */
-function reportStats(stream: DatagramStream, err: NodeJS.WriteStream): () => void {
+export function reportStats(stream: DatagramStream, err: NodeJS.WriteStream, more: () => string = () => ''): () => void {
   const tty = err.isTTY === true
   let last = stream.stats()
   let lastTime = process.hrtime.bigint()
@@ -115,7 +130,7 @@ function reportStats(stream: DatagramStream, err: NodeJS.WriteStream): () => voi
     const pps = Math.round((stats.received - last.received) / seconds)
     const mbps = (stats.bytes - last.bytes) / seconds / 1e6
     const drops = stats.kernelDrops === undefined ? 'kernel drops not counted here' : plural(stats.kernelDrops, 'kernel drop')
-    const line = `dgram-ring: ${pps} pps, ${mbps.toFixed(2)} MB/s, ${drops}, ${plural(stats.posted, 'buffer')} posted`
+    const line = `dgram-ring: ${pps} pps, ${mbps.toFixed(2)} MB/s, ${drops}, ${plural(stats.posted, 'buffer')} posted${more()}`
     err.write(tty ? `\r\x1b[K${line}` : `${line}\n`)
     last = stats
     lastTime = now
@@ -165,6 +180,19 @@ export async function listenCommand(args: readonly string[]): Promise<number> {
   const command = parseListen(flags, backends)
   // With the addon, like the index: the formatter reads the batch's table.
   const { batchFormatter } = await import('./format')
+  if (command.jetstream !== undefined) {
+    // Connected before the socket is bound: a server or stream that is not there fails the command at once.
+    const { openSink, publish } = await import('./jetstream')
+    const sink = await openSink(command.jetstream)
+    let stream: DatagramStream
+    try {
+      stream = await listen(command.options)
+    } catch (error) {
+      sink.destroy()
+      throw error
+    }
+    return publish(stream, sink, command, batchFormatter(command), process.stderr)
+  }
   return receive(await listen(command.options), command, batchFormatter(command), process.stdout, process.stderr)
 }
 

@@ -116,6 +116,20 @@ const wrong: Observable<Datagram> = fromDatagramBatches({ port: 0 })
 
 void [main, batches, sizes, wrong]
 
+// dgram-ring/jetstream: its declarations need none of the NATS packages' types.
+import { createJetStreamSink, type JetStreamSink, type JetStreamSinkStats, type JetStreamSinkOptions } from 'dgram-ring/jetstream'
+const sinkOptions: JetStreamSinkOptions = { servers: ['nats://127.0.0.1:4222'], subject: 'logs.a', maxInFlight: 64, msgId: (_record, sequence) => `a-${sequence}` }
+const sink: JetStreamSink = createJetStreamSink(sinkOptions)
+const sinkWritable: Writable = sink
+const sinkStats: JetStreamSinkStats = sink.stats()
+const acknowledged: number = sinkStats.acknowledged + sinkStats.failed + sinkStats.duplicates + sinkStats.retried + sinkStats.published
+const sinkReady: Promise<void> = sink.ready()
+// @ts-expect-error subject is required
+void createJetStreamSink({ servers: 'nats://127.0.0.1:4222' })
+// @ts-expect-error maxInFlight is a number
+void createJetStreamSink({ servers: 'nats://127.0.0.1:4222', subject: 'a', maxInFlight: '64' })
+void [sinkWritable, acknowledged, sinkReady]
+
 // Every core: listenWorkers() and the worker module's default export.
 async function workersApi(): Promise<void> {
   const group: WorkerGroup = await listenWorkers(2, { port: 0, balance: 'spread', workerData: { tag: 'a' }, execArgv: [] }, new URL('file:///w.mjs'))
