@@ -19,6 +19,19 @@ export interface NativeOptions {
   ipv6Only: boolean
   thread: boolean
   coalesce: boolean
+  ttl: boolean
+  tos: boolean
+  timestamp: boolean
+  multicast: readonly NativeMulticastJoin[]
+}
+
+/** One group to join, resolved (multicast.ts): every field present, '' or 0 when unused. */
+export interface NativeMulticastJoin {
+  group: string
+  source: string
+  interfaceAddress: string
+  interfaceName: string
+  interfaceIndex: number
 }
 
 export interface NativeAddress {
@@ -62,6 +75,9 @@ export interface Binding {
     interfaceIndex: number
     remoteAddress: number
     localAddress: number
+    ttlTos: number
+    timestampLow: number
+    timestampHigh: number
   }
   flags: {
     truncated: number
@@ -72,6 +88,9 @@ export interface Binding {
     hasLocal: number
     localIPv6: number
     hasBroadcastInfo: number
+    hasTtl: number
+    hasTos: number
+    hasTimestamp: number
   }
 }
 

@@ -7,6 +7,7 @@ export { listen, DatagramStream } from './stream'
 export { RingSocket, type ListenOptions, type CloseOptions, type RingStats, type AddressInfo, type SocketType, type BackendName } from './socket'
 export { Datagram, DatagramBatch, type DatagramJSON, type DatagramObject, type AddressFamily } from './datagram'
 export type { CodedError, SystemError, DgramRingErrorCode } from './errors'
+export type { MulticastMembership } from './multicast'
 
 import { binding } from './binding'
 

@@ -118,7 +118,7 @@ class IocpBackend final : public Backend {
     ring_size_ = options.ring_size;
     buffer_size_ = options.buffer_size;
     if (SysError err = OpenSocket(options, &socket_, &recvmsg_)) return err;
-    if (SysError err = AllocateRing()) return err;
+    if (SysError err = AllocateRing(options)) return err;
     port_.reset(CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1));
     if (!port_) return Win32Error("CreateIoCompletionPort");
     // Every completion, even of a receive that finishes inside WSARecvMsg,
@@ -221,9 +221,9 @@ class IocpBackend final : public Backend {
 
  private:
   // Loop thread.
-  SysError AllocateRing() {
+  SysError AllocateRing(const Options& options) {
     // Room for both pktinfos: wine sends both for IPv4 on a dual-stack socket.
-    control_size_ = ControlBufferSize();
+    control_size_ = ControlBufferSize(options);
     slots_.reset(new (std::nothrow) Slot[ring_size_]);
     data_.reset(new (std::nothrow) uint8_t[static_cast<size_t>(ring_size_) * buffer_size_]);
     // Each slot's control buffer starts at a multiple of control_size_, which

@@ -4,6 +4,7 @@
 #include <ws2tcpip.h>
 #include <mstcpip.h>
 
+#include "multicast.h"
 #include "sockaddr.h"
 #include "win_errors.h"
 
@@ -75,11 +76,29 @@ SysError OpenSocket(const Options& options, UniqueSocket* owned, LPFN_WSARECVMSG
   // Like cmsg.cc, a v6 socket goes on without it.
   if (SetOption(socket, IPPROTO_IP, IP_PKTINFO, 1) && !ipv6) return WsaError("setsockopt");
   if (ipv6 && SetOption(socket, IPPROTO_IPV6, IPV6_PKTINFO, 1)) return WsaError("setsockopt");
+  if (options.ttl) {
+    if (SetOption(socket, IPPROTO_IP, IP_HOPLIMIT, 1) && !ipv6) return WsaError("setsockopt");
+    if (ipv6 && SetOption(socket, IPPROTO_IPV6, IPV6_HOPLIMIT, 1)) return WsaError("setsockopt");
+  }
+  if (options.tos) {
+    if (SetOption(socket, IPPROTO_IP, IP_RECVTOS, 1) && !ipv6) return WsaError("setsockopt");
+    if (ipv6 && SetOption(socket, IPPROTO_IPV6, IPV6_RECVTCLASS, 1)) return WsaError("setsockopt");
+  }
+  if (options.timestamp) {
+    // Receive timestamps (Windows 10 1903+): QueryPerformanceCounter ticks in
+    // an SO_TIMESTAMP message, which cmsg.cc turns into epoch time.
+    TIMESTAMPING_CONFIG config = {};
+    config.Flags = TIMESTAMPING_FLAG_RX;
+    DWORD returned = 0;
+    if (WSAIoctl(socket, SIO_TIMESTAMPING, &config, sizeof config, nullptr, 0, &returned, nullptr, nullptr) == SOCKET_ERROR)
+      return WsaError("WSAIoctl");
+  }
   // An ICMP report about a datagram this socket sent would otherwise fail
   // the next receive. Best effort: the backend re-posts such receives anyway.
   SetIoctl(socket, SIO_UDP_CONNRESET, FALSE);
   SetIoctl(socket, SIO_UDP_NETRESET, FALSE);
   if (SysError err = Bind(socket, options)) return err;
+  if (SysError err = JoinMulticastGroups(socket, options)) return err;
   GUID guid = WSAID_WSARECVMSG;
   DWORD returned = 0;
   if (WSAIoctl(socket, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, recvmsg, sizeof *recvmsg, &returned,
