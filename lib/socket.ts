@@ -376,6 +376,9 @@ export class RingSocket {
     } catch (error) {
       const system = fromNative(error, { address: native.address || (native.ipv6 ? '::' : '0.0.0.0'), port: native.port })
       const code = (system as { code?: unknown }).code
+      if ((system as { syscall?: unknown }).syscall === 'WSAIoctl(SIO_TIMESTAMPING)' && (code === 'ENOTSUP' || code === 'EINVAL')) {
+        throw Object.assign(unsupported('timestamp: true', 'this Windows has no receive timestamps (SIO_TIMESTAMPING: Windows 10 1903 and later)'), { cause: system })
+      }
       if (native.raw && (code === 'EPERM' || code === 'EACCES')) {
         system.message += ': raw sockets need privilege (CAP_NET_RAW on Linux, e.g. root; administrator on Windows)'
       }

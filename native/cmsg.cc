@@ -16,8 +16,9 @@
 
 #include <cstring>
 
-#ifdef _WIN32
-#include <mstcpip.h>  // SO_TIMESTAMP (the cmsg SIO_TIMESTAMPING enables)
+#if defined(_WIN32) && !defined(SO_TIMESTAMP)
+// The cmsg SIO_TIMESTAMPING enables (mstcpip.h has it only for newer NTDDI_VERSIONs).
+#define SO_TIMESTAMP 0x300A
 #endif
 
 namespace dgram_ring {

@@ -17,6 +17,17 @@
 #define SIO_UDP_NETRESET _WSAIOW(IOC_VENDOR, 15)
 #endif
 
+// Receive timestamps (Windows 10 1903+); mingw-w64 declares them only for
+// newer NTDDI_VERSIONs than we build for. The layout is TIMESTAMPING_CONFIG's.
+#ifndef SIO_TIMESTAMPING
+#define SIO_TIMESTAMPING _WSAIOW(IOC_VENDOR, 235)
+#endif
+struct TimestampingConfig {
+  ULONG flags;
+  USHORT tx_timestamps_buffered;
+};
+constexpr ULONG kTimestampingFlagRx = 0x1;  // TIMESTAMPING_FLAG_RX
+
 namespace dgram_ring {
 
 namespace {
@@ -87,11 +98,11 @@ SysError OpenSocket(const Options& options, UniqueSocket* owned, LPFN_WSARECVMSG
   if (options.timestamp) {
     // Receive timestamps (Windows 10 1903+): QueryPerformanceCounter ticks in
     // an SO_TIMESTAMP message, which cmsg.cc turns into epoch time.
-    TIMESTAMPING_CONFIG config = {};
-    config.Flags = TIMESTAMPING_FLAG_RX;
+    TimestampingConfig config = {};
+    config.flags = kTimestampingFlagRx;
     DWORD returned = 0;
     if (WSAIoctl(socket, SIO_TIMESTAMPING, &config, sizeof config, nullptr, 0, &returned, nullptr, nullptr) == SOCKET_ERROR)
-      return WsaError("WSAIoctl");
+      return WsaError("WSAIoctl(SIO_TIMESTAMPING)");  // lib/socket.ts names it unsupported
   }
   // An ICMP report about a datagram this socket sent would otherwise fail
   // the next receive. Best effort: the backend re-posts such receives anyway.

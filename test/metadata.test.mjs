@@ -59,7 +59,10 @@ for (const backend of backends) {
     t.equal(a.toObject().ttl, 42)
   })
 
-  t.test(`${backend}: ttl: true reads back the hop limit an IPv6 sender set`, async (t) => {
+  // libuv's uv_udp_set_ttl() sets IPV6_HOPLIMIT on Windows: there that is the
+  // option asking to receive hop limits, not the unicast hop limit sent.
+  const noHopSender = process.platform === 'win32' ? "node:dgram's setTTL() on a udp6 socket does not set the hop limit on Windows (libuv sets IPV6_HOPLIMIT)" : false
+  t.test(`${backend}: ttl: true reads back the hop limit an IPv6 sender set`, { skip: noHopSender }, async (t) => {
     const stream = await listenFor(t, { address: '::1', backend, ttl: true })
     const sender = client(t, 'udp6')
     sender.bind(0, '::1')
@@ -101,6 +104,18 @@ for (const backend of backends) {
     t.same({ remoteAddress: c.remoteAddress, tos: c.tos, ecn: c.ecn }, { remoteAddress: '::ffff:127.0.0.1', tos: 3, ecn: 3 })
   })
 
+  t.test(`${backend}: tos: true reads TOS 0 and ECN 0 from a sender that sets none, IPv4 and IPv6; ttl the default hop limit`, async (t) => {
+    for (const address of ['127.0.0.1', '::1']) {
+      const stream = await listenFor(t, { address, backend, tos: true, ttl: true })
+      const sender = client(t, address === '::1' ? 'udp6' : 'udp4')
+      await sendAll(sender, [Buffer.from('plain')], stream.address().port, address)
+      const [d] = await take(stream, 1)
+      t.same({ tos: d.tos, ecn: d.ecn }, { tos: 0, ecn: 0 }, address)
+      t.ok(d.ttl > 0 && d.ttl <= 255, `${address}: a hop limit (${d.ttl})`)
+      t.same({ tos: d.toObject().tos, ecn: d.toObject().ecn }, { tos: 0, ecn: 0 }, 'toObject keeps them')
+    }
+  })
+
   t.test(`${backend}: tos and ttl survive many datagrams a batch`, { skip: noTosSender }, async (t) => {
     const stream = await listenFor(t, { address: '127.0.0.1', backend, tos: true, ttl: true, timestamp: true, recvBufferSize: 1 << 20 })
     stream.pause() // let them queue, so one batch holds many
@@ -109,6 +124,10 @@ for (const backend of backends) {
     const got = await take(stream, 200)
     t.ok(got.every((d, i) => d.data.toString() === `tos-${i}` && d.tos === 0x48 && d.ecn === 0 && d.ttl === 12), 'every datagram has its tos and ttl')
     t.ok(got.every((d, i) => i === 0 || d.timestamp >= got[i - 1].timestamp), 'timestamps never go back')
+  })
+
+  t.test(`${backend}: where the OS has no receive timestamps, timestamp: true fails with ERR_DGRAM_RING_UNSUPPORTED`, { skip: wine ? false : 'only wine lacks them here (its WSAIoctl has no SIO_TIMESTAMPING)' }, async (t) => {
+    await t.rejects(ring.listen({ address: '127.0.0.1', backend, timestamp: true }), { code: 'ERR_DGRAM_RING_UNSUPPORTED', cause: { syscall: 'WSAIoctl(SIO_TIMESTAMPING)' } })
   })
 
   t.test(`${backend}: timestamp: true gives the kernel's receive time, within a second of Date.now()`, { skip: wine ? 'wine has no SIO_TIMESTAMPING (Windows 10 1903+ has it)' : false }, async (t) => {
