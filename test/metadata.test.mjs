@@ -171,3 +171,19 @@ t.test('the options are booleans', async (t) => {
     t.throws(() => new ring.RingSocket({ [name]: 1 }, () => {}, () => {}), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }, name)
   }
 })
+
+t.test('dgram-ring listen --timestamp: receivedAt from the kernel, and the flag is in the help', { skip: wine ? 'wine has no SIO_TIMESTAMPING (Windows 10 1903+ has it)' : false }, async (t) => {
+  const { startListen, run } = await import('./lib/cli.mjs')
+  const help = await run(['listen', '--help'])
+  t.match(help.stdout, /--timestamp/)
+  const cli = await startListen(t, ['--timestamp', '--count', '1'])
+  const sender = client(t)
+  const before = Date.now()
+  await sendAll(sender, [Buffer.from('stamped')], cli.port, '127.0.0.1')
+  const result = await cli.exited
+  t.equal(result.code, 0, result.stderr)
+  const line = JSON.parse(result.stdout.trim())
+  t.equal(line.data, 'stamped')
+  const at = Date.parse(line.receivedAt)
+  t.ok(at >= before - 1000 && at <= Date.now() + 1000, `${line.receivedAt} within a second of now`)
+})
