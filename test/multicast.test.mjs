@@ -4,7 +4,11 @@
 import t from 'tap'
 import fs from 'node:fs'
 import { execFileSync, execFile } from 'node:child_process'
-import { client, isRoot, listenFor, missingTool, ring, sendAll, skipUnless, take, tool, machine } from './lib/helpers.mjs'
+import { client, isRoot, listenFor, ring, sendAll, skipUnless, take, tool, machine } from './lib/helpers.mjs'
+
+// Wine, measured: it refuses MCAST_JOIN_GROUP (ENOPROTOOPT), lets other
+// sources through a source-specific join, and never sets MSG_MCAST.
+const wine = process.env.DGRAM_RING_WINE === '1'
 
 const open = (options) => new ring.RingSocket(options, () => {}, () => {})
 
@@ -48,32 +52,35 @@ async function loopbackSender(t, address = '127.0.0.1') {
 
 t.test('IPv4 on loopback: datagrams sent to the group arrive, flagged multicast, with the group as localAddress', async (t) => {
   const group = '239.255.42.1'
-  const stream = await listenFor(t, { address: '0.0.0.0', ttl: true, multicast: [{ group, interface: '127.0.0.1' }, { group: '239.255.42.2', interface: 1 }] })
+  // By interface index too, except under wine, which refuses MCAST_JOIN_GROUP.
+  const byIndex = wine ? [] : [{ group: '239.255.42.2', interface: 1 }]
+  const stream = await listenFor(t, { address: '0.0.0.0', ttl: true, multicast: [{ group, interface: '127.0.0.1' }, ...byIndex] })
   const { port } = stream.address()
   const sender = await loopbackSender(t)
   await sendAll(sender, [Buffer.from('one')], port, group)
-  await sendAll(sender, [Buffer.from('two')], port, '239.255.42.2')
-  const [a, b] = await take(stream, 2)
-  t.same({ data: a.data.toString(), multicast: a.multicast, localAddress: a.localAddress, ttl: a.ttl, remoteAddress: a.remoteAddress },
-    { data: 'one', multicast: true, localAddress: group, ttl: 3, remoteAddress: '127.0.0.1' })
-  t.same({ data: b.data.toString(), multicast: b.multicast, localAddress: b.localAddress }, { data: 'two', multicast: true, localAddress: '239.255.42.2' }, 'joined by interface index')
+  if (!wine) await sendAll(sender, [Buffer.from('two')], port, '239.255.42.2')
+  const [a, b] = await take(stream, wine ? 1 : 2)
+  t.same({ data: a.data.toString(), localAddress: a.localAddress, ttl: a.ttl, remoteAddress: a.remoteAddress },
+    { data: 'one', localAddress: group, ttl: 3, remoteAddress: '127.0.0.1' })
+  // Windows says multicast with MSG_MCAST, which wine never sets.
+  if (!wine) t.equal(a.multicast, true, 'flagged multicast')
+  if (!wine) t.same({ data: b.data.toString(), multicast: b.multicast, localAddress: b.localAddress }, { data: 'two', multicast: true, localAddress: '239.255.42.2' }, 'joined by interface index')
 })
 
-t.test('IPv4 on loopback, source-specific: only the source joined arrives', async (t) => {
+t.test('IPv4 on loopback, source-specific: only the source joined arrives', { skip: wine ? 'wine lets other sources through a source-specific join' : false }, async (t) => {
   const group = '232.1.42.1'
-  const specific = await listenFor(t, { address: '0.0.0.0', multicast: { group, source: '127.0.0.1', interface: '127.0.0.1' } })
-  const any = await listenFor(t, { address: '0.0.0.0', port: specific.address().port, reuseAddr: true, multicast: { group, interface: '127.0.0.1' } }).catch(() => undefined)
+  // Two sockets on one port (both SO_REUSEADDR): one joined source-specifically, one for any source.
+  const specific = await listenFor(t, { address: '0.0.0.0', reuseAddr: true, multicast: { group, source: '127.0.0.1', interface: '127.0.0.1' } })
+  const { port } = specific.address()
+  const any = await listenFor(t, { address: '0.0.0.0', port, reuseAddr: true, multicast: { group, interface: '127.0.0.1' } })
   const fromJoined = await loopbackSender(t, '127.0.0.1')
   const fromOther = await loopbackSender(t, '127.0.0.2')
-  const { port } = specific.address()
   await sendAll(fromOther, [Buffer.from('other')], port, group)
   await sendAll(fromJoined, [Buffer.from('joined')], port, group)
+  const got = (await take(any, 2)).map((x) => x.data.toString())
+  t.same(got, ['other', 'joined'], 'the any-source member got both')
   const [d] = await take(specific, 1)
   t.same({ data: d.data.toString(), remoteAddress: d.remoteAddress, multicast: d.multicast }, { data: 'joined', remoteAddress: '127.0.0.1', multicast: true }, 'the other source was filtered out')
-  if (any) {
-    const got = (await take(any, 2)).map((x) => x.data.toString()).sort()
-    t.same(got, ['joined', 'other'], 'an any-source member of the same group got both: the filter is the join')
-  }
 })
 
 // The namespace test: a veth pair between this host and a namespace, a sender inside.
