@@ -139,7 +139,8 @@ class BatchIterator implements IterableIterator<Datagram> {
 
 /**
  * A received datagram: payload, source, destination address and interface
- * (from IP_PKTINFO / IPV6_PKTINFO), and flags. Fields are read-only and
+ * (from IP_PKTINFO / IPV6_PKTINFO), flags, and where the socket asked for them
+ * TTL, TOS/ECN and the kernel's receive time. Fields are read-only and
  * decoded on first access.
  */
 export class Datagram {
@@ -199,7 +200,7 @@ export class Datagram {
     return (this.#flags & F.truncated) !== 0
   }
 
-  /** The OS had more control data (metadata) than fit: `localAddress` and `interfaceIndex` may be missing. */
+  /** The OS had more control data (metadata) than fit: `localAddress`, `interfaceIndex`, `ttl`, `tos` and `timestamp` may be missing. */
   get controlTruncated(): boolean {
     return (this.#flags & F.controlTruncated) !== 0
   }
