@@ -179,8 +179,8 @@ size_t ControlBufferSize(const Options& options) {
 #ifdef UDP_GRO
   if (options.coalesce) size += ControlSpace(sizeof(int));  // the segment size of a coalesced buffer
 #endif
-  // A dual-stack socket may get the IPv4 message and the IPv6 one (wine
-  // sends both, as it does pktinfo): room for two.
+  // A dual-stack socket may get the IPv4 message and the IPv6 one (as wine
+  // sends both pktinfos): room for two.
   size_t per_family = options.ipv6 ? 2 : 1;
   if (options.ttl) size += per_family * ControlSpace(sizeof(int));
   if (options.tos) size += per_family * ControlSpace(sizeof(int));
@@ -206,8 +206,7 @@ void DecodeControl(const uint8_t* control, size_t length, bool ipv6_socket, Comp
       Pktinfo6 info;
       memcpy(&info, payload, sizeof info);
       DecodeV6(info, out);
-    }
-    else if (IsTtl(header.cmsg_level, header.cmsg_type)) {
+    } else if (IsTtl(header.cmsg_level, header.cmsg_type)) {
       if (ReadByteOrInt(payload, payload_length, &out->ttl)) out->flags |= kHasTtl;
     } else if (IsTos(header.cmsg_level, header.cmsg_type)) {
       if (ReadByteOrInt(payload, payload_length, &out->tos)) out->flags |= kHasTos;
