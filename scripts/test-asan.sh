@@ -156,6 +156,7 @@ fi
 # run under the sanitizers.
 node -e 'import(process.argv[1]).then((m) => m.blastBinary())' "$ROOT/bench/blast.mjs"
 node -e 'import(process.argv[1]).then((m) => m.toolBinary("gso_send", process.argv[2]))' "$ROOT/bench/blast.mjs" "$ROOT/test/tools/gso_send.c"
+node -e 'import(process.argv[1]).then((m) => m.toolBinary("tos_send", process.argv[2]))' "$ROOT/bench/blast.mjs" "$ROOT/test/tools/tos_send.c"
 
 # --- the sanitized environment -------------------------------------------
 rm -rf "$LOGS"
