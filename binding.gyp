@@ -10,7 +10,7 @@
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
         ["OS=='win'", {
-          "sources": ["native/backend_iocp.cc", "native/win_errors.cc", "native/win_socket.cc"],
+          "sources": ["native/backend_iocp.cc", "native/send_win.cc", "native/win_errors.cc", "native/win_socket.cc"],
           "defines": ["_WIN32_WINNT=0x0A00", "WIN32_LEAN_AND_MEAN", "NOMINMAX"],
           "libraries": ["-lws2_32", "-lmswsock"],
           "msvs_settings": {
@@ -18,7 +18,7 @@
           }
         }],
         ["OS!='win'", {
-          "sources": ["native/backend_mmsg.cc", "native/coalesce.cc", "native/posix_socket.cc"]
+          "sources": ["native/backend_mmsg.cc", "native/coalesce.cc", "native/posix_socket.cc", "native/send_posix.cc"]
         }],
         ["OS=='linux'", {
           "sources": ["native/backend_uring.cc", "native/uring.cc"]

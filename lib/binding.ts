@@ -19,6 +19,8 @@ export interface NativeOptions {
   ipv6Only: boolean
   thread: boolean
   coalesce: boolean
+  /** Options::spread_over: reuseport group members to spread over (SO_ATTACH_REUSEPORT_CBPF); 0 = the flow hash. */
+  spreadOver: number
   ttl: boolean
   tos: boolean
   timestamp: boolean
@@ -51,6 +53,10 @@ export interface NativeRingSocket {
   close(callback: (() => void) | undefined, discard: boolean): void
   ref(): void
   unref(): void
+  /** Sends rows [start, start + count) of a send table (native/send.h) over `payloads`; returns the rows done (each row's result word says how). */
+  send(table: Uint32Array, payloads: Uint8Array, start: number, count: number): number
+  /** Calls `callback` once the socket may take more; 0, or a negative errno (ENOTSUP on iocp: retry on a timer). */
+  waitWritable(callback: () => void): number
 }
 
 export interface Binding {

@@ -6,6 +6,8 @@ import { Buffer } from 'node:buffer'
 import util from 'node:util'
 import { markAsUntransferable } from 'node:worker_threads'
 import { binding } from './binding'
+import { closedError } from './errors'
+import { isGroupAddress, type SendOptions } from './sender'
 
 const T = binding.table
 const F = binding.flags
@@ -17,6 +19,11 @@ const F = binding.flags
 class Payload extends Uint8Array {}
 Object.setPrototypeOf(Payload.prototype, Buffer.prototype)
 Object.defineProperty(Payload.prototype, 'constructor', { value: Buffer, writable: true, configurable: true })
+
+/** @internal what reply() needs of the socket a batch arrived on */
+export interface Replier {
+  send(data: string | ArrayBufferView, port: number, address: string, options?: SendOptions): Promise<void>
+}
 
 /** Address family of a datagram's addresses, named as in `node:dgram`. */
 export type AddressFamily = 'IPv4' | 'IPv6'
@@ -86,12 +93,14 @@ export class DatagramBatch implements Iterable<Datagram> {
   readonly bytes: Uint8Array
   /** @internal byte view of the table's memory, for addresses */
   readonly tableBytes: Uint8Array
+  /** @internal the socket it arrived on, for reply() */
+  readonly socket: Replier | undefined
 
   /**
    * @internal batches are made by the socket: `table` holds the table (and,
    * when `payloads` is `table`, the payloads after it)
    */
-  constructor(table: ArrayBuffer, count: number, payloads: ArrayBuffer = table) {
+  constructor(table: ArrayBuffer, count: number, payloads: ArrayBuffer = table, socket?: Replier) {
     // Every payload of the batch is a view of this one block: transferring it
     // (postMessage(d.data, [d.data.buffer])) would empty every other datagram.
     // Marked as Node marks its Buffer pool: a transfer copies instead (or, in
@@ -103,6 +112,7 @@ export class DatagramBatch implements Iterable<Datagram> {
     this.table = new Uint32Array(table, 0, count * T.stride)
     this.bytes = new Uint8Array(payloads)
     this.tableBytes = payloads === table ? this.bytes : new Uint8Array(table)
+    this.socket = socket
   }
 
   /** The datagram at `index`, an integer with 0 ≤ index < length; undefined for any other index. */
@@ -247,6 +257,29 @@ export class Datagram {
     if (!(this.#flags & F.hasTimestamp)) return undefined
     const table = this.#batch.table
     return (BigInt(table[this.#row + T.timestampHigh]) << 32n) | BigInt(table[this.#row + T.timestampLow])
+  }
+
+  /**
+   * Sends `data` back to the sender (`remoteAddress`:`remotePort`) from the
+   * socket it arrived on, **from the address and interface it arrived on**
+   * (`localAddress`, `interfaceIndex`, with `IP_PKTINFO` / `IPV6_PKTINFO`):
+   * on a host with several addresses, a wildcard socket answers from the
+   * address the request was sent to, as clients expect. Where the OS gave no
+   * `localAddress`, or the datagram was sent to a broadcast or multicast
+   * address (never a source), it sends without a source address (on
+   * `interfaceIndex` where known). As `stream.send()` otherwise: resolves once
+   * sent; rejects with `ERR_DGRAM_RING_CLOSED` once the socket is closed.
+   */
+  reply(data: string | ArrayBufferView): Promise<void> {
+    const socket = this.#batch.socket
+    if (socket === undefined) return Promise.reject(closedError('reply()'))
+    const local = this.localAddress
+    const options: SendOptions = {}
+    if (local !== undefined) {
+      options.interfaceIndex = this.interfaceIndex
+      if (this.broadcast !== true && this.multicast !== true && !isGroupAddress(local)) options.from = local
+    }
+    return socket.send(data, this.remotePort, this.remoteAddress, options)
   }
 
   get #flags(): number {

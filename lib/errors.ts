@@ -13,6 +13,7 @@ export type DgramRingErrorCode =
   | 'ERR_DGRAM_RING_INTERNAL'
   | 'ERR_DGRAM_RING_UNSUPPORTED'
   | 'ERR_INVALID_STATE'
+  | 'ERR_DGRAM_RING_WORKER_EXIT'
 
 /** An error with a stable `code`. */
 export interface CodedError extends Error {

@@ -4,8 +4,10 @@
  * @packageDocumentation
  */
 export { listen, DatagramStream } from './stream'
-export { RingSocket, type ListenOptions, type CloseOptions, type RingStats, type AddressInfo, type SocketType, type BackendName } from './socket'
+export { RingSocket, type ListenOptions, type CloseOptions, type RingStats, type AddressInfo, type SocketType, type BackendName, type Balance } from './socket'
+export { listenWorkers, WorkerGroup, type WorkersOptions, type WorkerContext, type WorkerFunction, type WorkersStats, type WorkerError } from './workers'
 export { Datagram, DatagramBatch, type DatagramJSON, type DatagramObject, type AddressFamily } from './datagram'
+export { DatagramSender, type SendOptions, type OutgoingDatagram } from './sender'
 export type { CodedError, SystemError, DgramRingErrorCode } from './errors'
 export type { MulticastMembership } from './multicast'
 

@@ -17,6 +17,7 @@ import {
   outOfRange,
   unsupported,
 } from './errors'
+import { SendQueue, type SendOptions } from './sender'
 
 /** Socket types: UDP, or raw IP (`'raw4'`/`'raw6'` with a `protocol`; needs CAP_NET_RAW or administrator). */
 export type SocketType = 'udp4' | 'udp6' | 'raw4' | 'raw6'
@@ -116,9 +117,31 @@ export interface ListenOptions {
    * sent to a group carry `multicast: true` where the OS says so.
    */
   multicast?: MulticastMembership | readonly MulticastMembership[]
+  /**
+   * How the kernel shares datagrams among the sockets bound to one port with `reusePort` (Linux only:
+   * `ERR_DGRAM_RING_UNSUPPORTED` elsewhere; given without `reusePort: true`, or on a raw socket,
+   * `ERR_INVALID_ARG_VALUE`). `'flow'` (the default): the kernel's hash of source and destination, so
+   * a flow stays with one socket, in order. `'spread'`: a classic BPF program attached to the group
+   * (`SO_ATTACH_REUSEPORT_CBPF`) picks one of the group's first `spreadOver` sockets at random for each
+   * datagram, so even one sender's datagrams are spread evenly; order across sockets is then not kept.
+   * {@link listenWorkers} sets it up for you.
+   */
+  balance?: Balance
+  /**
+   * With `balance: 'spread'` (and only then: it is required there), how many sockets of the port's
+   * group the program spreads over, 1 to 65535: the program returns an index into the group in the
+   * order its sockets were bound, so bind them one after another. Until that many are bound, what
+   * the program picks beyond the group's end goes by the kernel's flow hash.
+   */
+  spreadOver?: number
   /** Aborting closes the socket and ends the stream, as `close()` does. */
   signal?: AbortSignal
 }
+
+/** How datagrams are shared among the sockets of one `reusePort` group: see {@link ListenOptions.balance}. */
+export type Balance = 'flow' | 'spread'
+
+const BALANCES: readonly Balance[] = ['flow', 'spread']
 
 /** Counters of a ring, from `stats()`. */
 export interface RingStats {
@@ -187,11 +210,11 @@ const SOCKET_TYPES: readonly SocketType[] = ['udp4', 'udp6', 'raw4', 'raw6']
 /** IPPROTO_RAW: a raw socket of this protocol only sends (the caller writes the IP header); it never receives. */
 const IPPROTO_RAW = 255
 
-// Every option, in the order it is read.
-const OPTION_KEYS = [
+/** @internal Every option, in the order it is read (listenWorkers passes them on to its workers). */
+export const OPTION_KEYS = [
   'type', 'protocol', 'address', 'port', 'ringSize', 'bufferSize', 'highWaterMark',
   'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'thread', 'coalesce', 'ttl', 'tos', 'timestamp',
-  'multicast', 'backend', 'signal',
+  'multicast', 'backend', 'signal', 'balance', 'spreadOver',
 ] as const satisfies readonly (keyof ListenOptions)[]
 
 type OptionKey = (typeof OPTION_KEYS)[number]
@@ -233,6 +256,29 @@ function isAbortSignal(value: unknown): value is AbortSignal {
   } catch {
     return false
   }
+}
+
+// `balance` and `spreadOver`, checked: the group size the native side
+// spreads over (Options::spread_over), 0 for the kernel's flow hash.
+function resolveBalance(options: Snapshot, reusePort: boolean, raw: boolean): number {
+  const balance = options.balance
+  if (balance !== undefined) {
+    if (typeof balance !== 'string') throw invalidArgType('balance', 'of type string', balance)
+    if (!BALANCES.includes(balance as Balance)) throw invalidArgValue('balance', "must be 'flow' or 'spread'", balance)
+    if (!reusePort) throw invalidArgValue('balance', 'applies only with reusePort: true', balance)
+    if (raw) throw invalidArgValue('balance', 'applies to UDP sockets only', balance)
+    if (process.platform !== 'linux') {
+      throw unsupported(`balance: '${balance}'`, "it needs Linux's SO_REUSEPORT groups (and SO_ATTACH_REUSEPORT_CBPF for 'spread')")
+    }
+  }
+  if (balance !== 'spread') {
+    if (options.spreadOver !== undefined) throw invalidArgValue('spreadOver', "applies only with balance: 'spread'", options.spreadOver)
+    return 0
+  }
+  if (options.spreadOver === undefined) {
+    throw invalidArgValue('spreadOver', "is required with balance: 'spread' (the number of sockets of the group to spread over)", undefined)
+  }
+  return integer(options, 'spreadOver', 1, 65535, 0)
 }
 
 // What resolveOptions returned: a stream or Observable that validated its
@@ -297,6 +343,8 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
   if (backend !== 'auto' && !binding.backends.includes(backend)) {
     throw backendUnavailable(backend, binding.backends, binding.backendUnavailable(backend))
   }
+  const reusePort = boolean(options, 'reusePort')
+  const spreadOver = resolveBalance(options, reusePort, raw)
   const signal = options.signal
   if (signal !== undefined && !isAbortSignal(signal)) throw invalidArgType('signal', 'an instance of AbortSignal', signal)
   const native: NativeOptions = Object.freeze({
@@ -309,7 +357,7 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
     bufferSize,
     recvBufferSize,
     reuseAddr: boolean(options, 'reuseAddr'),
-    reusePort: boolean(options, 'reusePort'),
+    reusePort,
     ipv6Only: boolean(options, 'ipv6Only'),
     thread: options.thread === undefined ? process.env.DGRAM_RING_THREAD === '1' : boolean(options, 'thread'),
     coalesce,
@@ -317,6 +365,7 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
     tos: boolean(options, 'tos'),
     timestamp: boolean(options, 'timestamp'),
     multicast,
+    spreadOver,
   })
   const resolved: ResolvedOptions = Object.freeze({ native, backend, highWaterMark, signal })
   resolvedOptions.add(resolved)
@@ -343,7 +392,10 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
 export class RingSocket {
   readonly #handle: NativeRingSocket
   readonly #ringSize: number
+  readonly #ipv6: boolean
+  readonly #raw: boolean
   #closing: Promise<void> | undefined
+  #sends: SendQueue | undefined
 
   /**
    * Opens and binds the socket (synchronously). Throws a TypeError/RangeError
@@ -365,11 +417,13 @@ export class RingSocket {
     const resolved = resolvedOptions.has(options as ResolvedOptions) ? (options as ResolvedOptions) : resolveOptions(options as ListenOptions)
     const native = resolved.native
     this.#ringSize = native.ringSize
+    this.#ipv6 = native.ipv6
+    this.#raw = native.raw
     try {
       this.#handle = new binding.RingSocket(
         resolved.backend,
         native,
-        (table, count, payloads) => onBatch(new DatagramBatch(table, count, payloads)),
+        (table, count, payloads) => onBatch(new DatagramBatch(table, count, payloads, this)),
         (errno, syscall) => onError(systemError(errno, syscall)),
         (errno, syscall) => onWarning(systemError(errno, syscall)),
       )
@@ -454,11 +508,39 @@ export class RingSocket {
   close(options?: CloseOptions): Promise<void> {
     const discard = options?.discard === true
     if (this.#closing === undefined) {
+      this.#sends?.close() // what this turn queued goes out; what waits for room rejects
       this.#closing = new Promise((resolve) => this.#handle.close(resolve, discard))
     } else if (discard) {
       this.#handle.close(undefined, true)
     }
     return this.#closing
+  }
+
+  /**
+   * Sends `data` to `address`:`port` from this socket (its port), with
+   * `options.from` as the source address and `options.interfaceIndex` as the
+   * interface where given (`IP_PKTINFO` / `IPV6_PKTINFO`). Resolves once the
+   * kernel took the datagram. Every send of one turn goes out in one batch
+   * (one `sendmmsg`; UDP GSO for same-size runs to one destination, on Linux);
+   * when the socket has no room the datagrams wait for it, in order, and none
+   * is dropped. Rejects with a TypeError/RangeError (`code`) for bad
+   * arguments, `ERR_DGRAM_RING_CLOSED` once closed (what was queued in the
+   * turn `close()` was called in is still sent), or a system error of this
+   * datagram's own (`EACCES` for a broadcast address, `EMSGSIZE` beyond 65507
+   * bytes over IPv4 or 65527 over IPv6, `EINVAL` for a `from` that is not
+   * one of this host's addresses, …), which leaves the others unharmed.
+   */
+  send(data: string | ArrayBufferView, port: number, address: string, options?: SendOptions): Promise<void> {
+    if (this.#sends === undefined) {
+      if (this.#closing !== undefined) return Promise.reject(closedError('send()'))
+      const handle = this.#handle
+      this.#sends = new SendQueue({
+        ipv6: this.#ipv6,
+        raw: this.#raw,
+        handle: () => (this.#closing === undefined ? handle : undefined),
+      })
+    }
+    return this.#sends.send(data, port, address, options)
   }
 
   /**

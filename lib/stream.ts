@@ -9,10 +9,11 @@
 import { Readable } from 'node:stream'
 import type { Datagram, DatagramBatch } from './datagram'
 import { RingSocket, resolveOptions, type AddressInfo, type ListenOptions, type RingStats } from './socket'
-import { abortError, closedError, invalidState } from './errors'
+import { abortError, closedError, invalidArgType, invalidState, outOfRange } from './errors'
 import { iterateBatches } from './batches'
 import { Credits } from './credits'
 import { ReadableIterator } from './stream-iterator'
+import { DatagramSender, type SendOptions } from './sender'
 
 /**
  * @internal The key of DatagramStream's take-over hook, for dgram-ring/rx. A
@@ -124,6 +125,54 @@ export class DatagramStream extends Readable {
     this.push(null)
     // Nobody will read what is buffered: end now rather than wait for a reader.
     if (this.listenerCount('data') === 0 && this.listenerCount('readable') === 0) this.destroy()
+  }
+
+  /**
+   * Sends `data` (a Buffer, TypedArray, DataView or string) to `address`
+   * (numeric, or `'localhost'`) and `port` from this stream's socket and port;
+   * `options.from` picks the source address and `options.interfaceIndex` the
+   * interface (`IP_PKTINFO` / `IPV6_PKTINFO`). Resolves once the kernel took
+   * it. Sends of one turn go out together (one `sendmmsg`, UDP GSO for
+   * same-size runs to one destination on Linux); with no room in the socket
+   * they wait, in order, and none is dropped. Rejects as
+   * {@link RingSocket.send} does: bad arguments (TypeError/RangeError with a
+   * `code`), `ERR_DGRAM_RING_CLOSED` once closed, or this datagram's own
+   * system error (`EACCES`, `EMSGSIZE` beyond 65507 bytes over IPv4, …).
+   *
+   * @example
+   * await stream.send('pong', 5300, '192.0.2.7', { from: '192.0.2.1' })
+   */
+  send(data: string | ArrayBufferView, port: number, address: string, options?: SendOptions): Promise<void> {
+    if (this.#socket === undefined) return Promise.reject(closedError('send()'))
+    return this.#socket.send(data, port, address, options)
+  }
+
+  /**
+   * A Writable (object mode) of `{ data, port, address, from?, interfaceIndex? }`
+   * that sends each from this stream's socket, for `pipeline()`. Its
+   * backpressure is the socket's: a write completes once the kernel took the
+   * datagram, so a full socket holds the pipeline back and nothing is
+   * dropped. Writes buffered meanwhile go out together. A datagram that fails
+   * fails the Writable with its error. Ending or destroying it leaves the
+   * stream open. `highWaterMark` (default 1024) bounds the datagrams it buffers.
+   *
+   * @example
+   * await pipeline(stream, async function* (datagrams) {
+   *   for await (const d of datagrams) yield { data: d.data, port: d.remotePort, address: d.remoteAddress, from: d.localAddress }
+   * }, stream.sender())
+   */
+  sender(options?: { highWaterMark?: number }): DatagramSender {
+    let highWaterMark = 1024
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options, 'argument')
+      if (options.highWaterMark !== undefined) {
+        const h = options.highWaterMark
+        if (typeof h !== 'number') throw invalidArgType('highWaterMark', 'of type number', h)
+        if (!Number.isInteger(h) || h < 1 || h > 2 ** 31 - 1) throw outOfRange('highWaterMark', 'an integer >= 1 and <= 2147483647', h)
+        highWaterMark = h
+      }
+    }
+    return new DatagramSender((data, port, address, sendOptions) => this.send(data, port, address, sendOptions), highWaterMark)
   }
 
   /** While it waits for datagrams, the stream keeps the event loop alive (as a `node:dgram` socket does); `unref()` lets the process exit regardless. */

@@ -52,6 +52,7 @@
 
 #include "cmsg.h"
 #include "ring.h"
+#include "send.h"
 #include "sockaddr.h"
 #include "win_errors.h"
 #include "win_socket.h"
@@ -111,6 +112,15 @@ class IocpBackend final : public Backend {
 
   // Any thread (a constant).
   const char* Name() const override { return "iocp"; }
+
+  // Loop thread. Sending (send_win.cc): WSASendMsg on the socket, not
+  // overlapped, so nothing reaches the completion port. No writability watch:
+  // lib/sender.ts retries a send the socket had no room for on a timer.
+  uint32_t Send(const SendBatch& batch) override {
+    send_state_.ipv6_socket = ipv6_;
+    return SendRows(static_cast<uintptr_t>(closing_ ? INVALID_SOCKET : socket_.get()), &send_state_, batch);
+  }
+  int WaitWritable(std::function<void()> /*ready*/) override { return kUvENOTSUP; }
 
   // Loop thread.
   SysError Open(const Options& options) override {
@@ -644,6 +654,7 @@ class IocpBackend final : public Backend {
   uint32_t buffer_size_ = 0;
   size_t control_size_ = 0;
   UniqueSocket socket_;
+  SendState send_state_;  // send_win.cc
   UniqueHandle port_;
   UniqueHandle thread_;  // the completion thread, until OnThreadStopped has joined it
   uv_async_t* signal_ = nullptr;  // on the heap: libuv frees it only in its close callback

@@ -60,6 +60,7 @@
 #include "faults.h"
 #include "posix_socket.h"
 #include "ring.h"
+#include "send.h"
 #include "slab.h"
 #include "sockaddr.h"
 
@@ -92,6 +93,7 @@ class MmsgBackend final : public Backend {
 
   SysError Open(const Options& options) override {
     ipv6_ = options.ipv6;
+    send_state_.ipv6_socket = options.ipv6;
     ring_size_ = options.ring_size;
     buffer_size_ = options.buffer_size;
     coalesce_ = options.coalesce;
@@ -126,12 +128,12 @@ class MmsgBackend final : public Backend {
       // Completions held back for want of credits can go now.
       if (allowance > 0 && filled_.load(std::memory_order_acquire) > 0) sink_->Wake();
     } else if (allowance > 0 && !polling_) {
-      int rc = uv_poll_start(poll_, UV_READABLE, OnPoll);
-      if (rc != 0) return Stop(SysError{rc, "uv_poll_start"});
       polling_ = true;
+      int rc = UpdatePoll();
+      if (rc != 0) return Stop(SysError{rc, "uv_poll_start"});
     } else if (allowance == 0 && polling_) {
-      uv_poll_stop(poll_);
       polling_ = false;
+      UpdatePoll();
     }
     peak_posted_ = std::max(peak_posted_, Posted());
   }
@@ -176,8 +178,9 @@ class MmsgBackend final : public Backend {
     closing_ = true;
     mode_ = mode;
     done_ = std::move(done);
-    if (polling_) uv_poll_stop(poll_);
     polling_ = false;
+    writable_ = nullptr;  // a send waiting for room: JS rejects it (closed)
+    UpdatePoll();
     if (!StopArrivals(fd_)) closing_budget_ = ReceiveBufferBudget();
     StopThread();  // from here on only this thread touches the ring
     if (!delivering_) ContinueClose();  // else the delivery under way does, once Deliver returns
@@ -300,11 +303,40 @@ class MmsgBackend final : public Backend {
 
   // ---- Loop mode ----------------------------------------------------------
 
-  static void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
+  static void OnPoll(uv_poll_t* handle, int status, int events) {
     auto* self = static_cast<MmsgBackend*>(handle->data);
+    if (self->writable_ && (status < 0 || (events & UV_WRITABLE))) {
+      std::function<void()> ready = std::move(self->writable_);
+      self->writable_ = nullptr;
+      self->UpdatePoll();
+      ready();  // may send, close, or wait again
+      if (self->closing_ || self->failed_ || !self->polling_) return;
+    }
     if (status < 0) return self->Stop(SysError{status, "uv_poll"});
-    self->ReadAvailable();
+    if (events & UV_READABLE) self->ReadAvailable();
   }
+
+  // The one poll handle of the socket watches what is wanted: readable while
+  // receiving in loop mode (polling_), writable while a send waits for room.
+  int UpdatePoll() {
+    if (poll_ == nullptr) return 0;
+    int events = (polling_ ? UV_READABLE : 0) | (writable_ ? UV_WRITABLE : 0);
+    if (events == 0) return uv_poll_stop(poll_);
+    return uv_poll_start(poll_, events, OnPoll);
+  }
+
+ public:
+  uint32_t Send(const SendBatch& batch) override { return SendRows(fd_, &send_state_, batch); }
+
+  int WaitWritable(std::function<void()> ready) override {
+    if (closing_ || poll_ == nullptr) return UV_EBADF;
+    writable_ = std::move(ready);
+    int rc = UpdatePoll();
+    if (rc != 0) writable_ = nullptr;
+    return rc;
+  }
+
+ private:
 
   void ReadAvailable() {
     for (int round = 0; round < kMaxReadsPerEvent; round++) {
@@ -515,14 +547,19 @@ class MmsgBackend final : public Backend {
     }
     KernelDrops();  // the last reading: from here on no datagram is ours
     fd_closed_ = true;
+    // uv_close stops the poll handle and forgets the descriptor at once (its
+    // callback only frees the handle), so the socket is closed right after
+    // the last reading: what arrives until then is dropped and counted by
+    // the kernel but no longer by us, and a loop turn of that is many
+    // datagrams when the port's reuseport group goes on receiving.
     uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* handle) {
       auto* self = static_cast<MmsgBackend*>(handle->data);
       delete reinterpret_cast<uv_poll_t*>(handle);
       self->poll_ = nullptr;
-      ::close(self->fd_);
-      self->fd_ = -1;
       self->done_();  // last: the binding may free this backend inside it
     });
+    ::close(fd_);
+    fd_ = -1;
   }
 
   // Fills completions_ for the slots from `first` on (up to the ring's end on
@@ -608,8 +645,8 @@ class MmsgBackend final : public Backend {
   // reported the error) or is stopped here.
   void Stop(SysError error) {
     failed_ = true;
-    if (polling_) uv_poll_stop(poll_);
     polling_ = false;
+    UpdatePoll();  // a send waiting for room still waits
     StopThread();
     sink_->Fail(error);
   }
@@ -635,7 +672,9 @@ class MmsgBackend final : public Backend {
   std::vector<Completion> batch_;        // a batch that wraps around the ring, in order
   CoalescedRing coalesced_;              // coalescing: wire lengths, split datagrams, counters
   uv_poll_t* poll_ = nullptr;  // on the heap: libuv frees it only in its close callback
-  bool polling_ = false;
+  bool polling_ = false;  // receiving in loop mode: the poll watches for readable
+  std::function<void()> writable_;  // a send waiting for room: the poll watches for writable
+  SendState send_state_;
   bool closing_ = false;
   bool failed_ = false;
   bool delivering_ = false;  // inside Sink::Deliver: the slots are JS's until it returns

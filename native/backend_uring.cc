@@ -65,6 +65,7 @@
 #include "coalesce.h"
 #include "posix_socket.h"
 #include "ring.h"
+#include "send.h"
 #include "slab.h"
 #include "sockaddr.h"
 #include "uring.h"
@@ -111,6 +112,7 @@ class UringBackend final : public Backend {
 
   SysError Open(const Options& options) override {
     ipv6_ = options.ipv6;
+    send_state_.ipv6_socket = options.ipv6;
     buffer_size_ = options.buffer_size;
     coalesce_ = options.coalesce;
     slot_capacity_ = coalesce_ ? std::max(buffer_size_, kCoalescedBufferBytes) : buffer_size_;
@@ -168,7 +170,20 @@ class UringBackend final : public Backend {
 
   int ReceiveBufferSize() const override { return SocketReceiveBufferSize(fd_); }
 
-  void SetRef(bool keep_alive) override { SetPollRef(poll_, keep_alive); }
+  void SetRef(bool keep_alive) override {
+    SetPollRef(poll_, keep_alive);
+    write_watch_.SetRef(keep_alive);
+  }
+
+  // Sending: plain sendmmsg on the socket, not through the ring. The loop
+  // handle polls the eventfd, so the socket's own fd is free for a uv_poll
+  // that waits for room (write_watch_).
+  uint32_t Send(const SendBatch& batch) override { return SendRows(fd_, &send_state_, batch); }
+
+  int WaitWritable(std::function<void()> ready) override {
+    if (closing_) return UV_EBADF;
+    return write_watch_.Wait(loop_, fd_, std::move(ready));
+  }
 
   void Close(CloseMode mode, std::function<void()> done) override {
     if (closing_) {  // a discard while a drain is under way: finish without waiting for JS
@@ -181,6 +196,7 @@ class UringBackend final : public Backend {
     closing_ = true;
     mode_ = mode;
     done_ = std::move(done);
+    write_watch_.Stop();  // a send waiting for room: JS rejects it (closed)
     if (!StopArrivals(fd_)) closing_budget_ = std::max<int64_t>(count_, ReceiveBufferSize() / 128);
     if (!delivering_) ContinueClose();  // else the delivery under way does, once Deliver returns
   }
@@ -536,6 +552,7 @@ class UringBackend final : public Backend {
     } while (held_ > 0);
     KernelDrops();  // the last reading: from here on no datagram is ours
     fd_closed_ = true;
+    write_watch_.Close([this] { HandleClosed(); });  // before the fd goes: libuv forgets it first
     ::close(fd_);
     fd_ = -1;
     ring_.Close();
@@ -546,8 +563,14 @@ class UringBackend final : public Backend {
       self->poll_ = nullptr;
       ::close(self->event_fd_);
       self->event_fd_ = -1;
-      self->done_();  // last: the binding may free this backend inside it
+      self->HandleClosed();
     });
+  }
+
+  // Finish closes two handles, the loop handle and the writable watch: the
+  // second to close calls done_ (last: the binding may free this backend).
+  void HandleClosed() {
+    if (++handles_closed_ == 2) done_();
   }
 
   // The kernel's drop counter, accumulated in 64 bits; after the socket is
@@ -594,6 +617,9 @@ class UringBackend final : public Backend {
   bool armed_ = false;        // the multishot's last completion is not reaped yet
   bool cancel_sent_ = false;  // its cancellation is submitted
   uv_poll_t* poll_ = nullptr;  // on the heap: libuv frees it only in its close callback
+  WritableWatch write_watch_;  // the socket's fd, while a send waits for room
+  int handles_closed_ = 0;     // by Finish: done_ once both are
+  SendState send_state_;
   bool polling_ = false;
   bool closing_ = false;
   bool failed_ = false;

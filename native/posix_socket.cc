@@ -34,6 +34,30 @@ void SetReceiveBuffer(int fd, int bytes) {
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
 }
 
+// Options::spread_over: the reuseport group's program, attached after bind
+// (the group then exists; the program is the group's, so each member
+// attaching the same one replaces it with its equal). `ld rand; mod n; ret a`:
+// the kernel takes the return as an index into the group in join order (an
+// index past its end falls back to the flow hash, as while the group is
+// still forming), so every datagram goes to one of the first n members with
+// equal chance, whatever flow it belongs to.
+SysError SpreadOverGroup(int fd, uint32_t n) {
+#if defined(__linux__) && defined(SO_ATTACH_REUSEPORT_CBPF)
+  sock_filter spread[] = {
+      {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_RANDOM)},
+      {BPF_ALU | BPF_MOD | BPF_K, 0, 0, n},
+      {BPF_RET | BPF_A, 0, 0, 0},
+  };
+  sock_fprog program = {3, spread};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof program) < 0) return Errno("setsockopt");
+  return SysError{};
+#else
+  (void)fd;
+  (void)n;
+  return SysError{-ENOTSUP, "setsockopt"};
+#endif
+}
+
 }  // namespace
 
 SysError OpenPosixSocket(const Options& options, int* fd) {
@@ -76,7 +100,9 @@ SysError OpenPosixSocket(const Options& options, int* fd) {
   int length = 0;
   if (!ResolveBindAddress(options, &address, &length)) return SysError{-EINVAL, "getaddrinfo"};
   if (bind(*fd, reinterpret_cast<sockaddr*>(&address), static_cast<socklen_t>(length)) < 0) return Errno("bind");
-  return JoinMulticastGroups(*fd, options);
+  if (SysError err = JoinMulticastGroups(*fd, options)) return err;
+  if (options.spread_over > 0) return SpreadOverGroup(*fd, options.spread_over);
+  return SysError{};
 }
 
 bool StopArrivals(int fd) {

@@ -44,6 +44,7 @@ struct uv_loop_s;
 namespace dgram_ring {
 
 class Slab;  // slab.h
+struct SendBatch;  // send.h
 
 // A multicast group to join (Options::multicast): numeric addresses of the
 // socket's family, validated by lib/socket.ts.
@@ -74,6 +75,12 @@ struct Options {
   bool tos = false;        // IP_RECVTOS / IPV6_RECVTCLASS → Completion::tos
   bool timestamp = false;  // SO_TIMESTAMPNS → Completion::timestamp_ns
   std::vector<MulticastJoin> multicast;  // joined after bind
+  // With reuse_port: after bind, attach to the port's reuseport group a
+  // classic BPF program (SO_ATTACH_REUSEPORT_CBPF) that picks one of the
+  // group's first `spread_over` sockets, in join order, at random for each
+  // datagram, so that even one flow is spread over them. 0 = the kernel's own
+  // flow hash. Linux only (lib/socket.ts refuses it elsewhere).
+  uint32_t spread_over = 0;
 };
 
 // A system failure: a negative libuv-style error number (what Node's
@@ -208,6 +215,22 @@ class Backend {
   // still runs until `done`). May be called inside Sink::Deliver: then the
   // slots being delivered stay untouched until Deliver returns.
   virtual void Close(CloseMode mode, std::function<void()> done) = 0;
+
+  // ---- Sending (send.h) ----
+  // Sending goes out of this socket (same port), on the loop thread, never
+  // through the ring: the receive thread of `thread: true` never sends.
+  //
+  // Sends rows of `batch` (send.h's SendRows: results written in the table;
+  // returns the rows done, fewer when the socket's buffer is full). Only
+  // before Close.
+  virtual uint32_t Send(const SendBatch& batch) = 0;
+  // Calls `ready` once on the loop thread when the socket may take more
+  // (writable, or its poll failed: the next Send says how), unless Close is
+  // called first, which forgets it. One waiter at a time: a second call
+  // replaces the first. Returns 0, or UV_ENOTSUP where the backend cannot
+  // watch for writability (iocp: the caller retries on a timer), or another
+  // negative libuv error.
+  virtual int WaitWritable(std::function<void()> ready) = 0;
 };
 
 // The backends this build has, fastest first (what `backend: 'auto'` tries).

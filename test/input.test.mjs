@@ -23,6 +23,7 @@ const OPTION_KEYS = [
   'type', 'protocol', 'address', 'port', 'ringSize', 'bufferSize', 'highWaterMark',
   'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'thread', 'coalesce', 'backend', 'signal',
   'ttl', 'tos', 'timestamp', 'multicast',
+  'balance', 'spreadOver',
 ]
 
 // A Proxy over `target` that counts every trap, by trap and key.

@@ -37,6 +37,15 @@ for (const backend of linux ? backends.filter((b) => b !== 'iocp') : []) {
     t.ok(first.data.equals(payload(0, 512)))
   })
 
+  t.test(`${backend}: payloads a quarter of their buffers (512 bytes in the default 2048) are lent too`, async (t) => {
+    const stream = await listenFor(t, { address: '127.0.0.1', backend })
+    await sendAll(client(t), Array.from({ length: 20 }, (_, i) => payload(i, 512)), stream.address().port, '127.0.0.1')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const batch = await firstBatch(stream)
+    t.equal(batch.at(0).data.byteOffset, 0, 'no table before the payloads: the memory the kernel wrote')
+    for (let i = 0; i < batch.length; i++) t.ok(batch.at(i).data.equals(payload(i, 512)), `datagram ${i} intact`)
+  })
+
   t.test(`${backend}: sparse payloads (100 bytes in 65535-byte buffers) are copied after the table`, async (t) => {
     const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 65535 })
     await sendAll(client(t), Array.from({ length: 20 }, (_, i) => payload(i, 100)), stream.address().port, '127.0.0.1')

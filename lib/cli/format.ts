@@ -13,6 +13,7 @@ import { parseStatsd, parseSyslog } from '../parsers'
 import { zoneConverter } from '../parsers/timezone'
 import type { ListenCommand } from './flags'
 import { encodeAscii, type LineBuffer } from './output'
+import { StatsdLineWriter } from './statsd-line'
 import { SyslogLineWriter } from './syslog-line'
 
 const T = binding.table
@@ -137,12 +138,22 @@ export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding'
         }
       }
     }
-    case 'statsd':
+    case 'statsd': {
+      const lines = new StatsdLineWriter()
       return (batch, from, to, out) => {
+        const bytes = batch.bytes
+        const table = batch.table
         for (let i = from; i < to; i++) {
           const start = out.length
           prefix(batch, i, out)
           const end = out.length
+          const row = i * T.stride
+          const offset = table[row + T.offset] as number
+          if (!isTruncated(batch, i) && lines.write(out, bytes, offset, offset + (table[row + T.length] as number), start, end)) {
+            out.endDatagram()
+            continue
+          }
+          out.truncate(end)
           const metrics = parseStatsd(payload(batch, i), isTruncated(batch, i) ? TRUNCATED : WHOLE)
           for (let m = 0; m < metrics.length; m++) {
             if (m > 0) out.repeat(start, end)
@@ -151,6 +162,7 @@ export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding'
           out.endDatagram()
         }
       }
+    }
     case 'raw': {
       const encoding = command.encoding
       return (batch, from, to, out) => {

@@ -7,7 +7,10 @@
 // the freed Ring when Node empties that queue.
 #include <cstring>
 
+#include <cerrno>
+
 #include "../../native/ring.h"
+#include "../../native/send.h"
 
 namespace dgram_ring {
 
@@ -31,6 +34,13 @@ class SyncCloseBackend final : public Backend {
   BackendStats Stats() const override { return BackendStats{}; }
   int ReceiveBufferSize() const override { return 0; }
   void SetRef(bool) override {}
+  // Sends nothing: every row fails with EBADF (no socket), none waits.
+  uint32_t Send(const SendBatch& batch) override {
+    for (uint32_t i = batch.start; i < batch.start + batch.count; i++)
+      batch.table[static_cast<size_t>(i) * kSendStride + kSendResult] = static_cast<uint32_t>(-EBADF);
+    return batch.count;
+  }
+  int WaitWritable(std::function<void()>) override { return -ENOTSUP; }
   // Loop thread.
   void Close(CloseMode, std::function<void()> done) override {
     if (closed_) return;

@@ -16,6 +16,17 @@ import {
   type CodedError,
   type BackendName,
   type DatagramObject,
+  type SendOptions,
+  type OutgoingDatagram,
+  DatagramSender,
+  listenWorkers,
+  WorkerGroup,
+  type Balance,
+  type WorkerContext,
+  type WorkerError,
+  type WorkerFunction,
+  type WorkersOptions,
+  type WorkersStats,
   type MulticastMembership,
 } from 'dgram-ring'
 import { fromDatagrams, fromDatagramBatches, mergeMapWithBackpressure } from 'dgram-ring/rx'
@@ -71,6 +82,24 @@ async function main(): Promise<void> {
     void [code, errno, c]
   }
   void [family, backend, drops, closed, read, names, list]
+
+  // Sending.
+  const sendOptions: SendOptions = { from: '127.0.0.2', interfaceIndex: 1 }
+  const sent: Promise<void> = stream.send(Buffer.from('x'), 53, '127.0.0.1', sendOptions)
+  await sent
+  await stream.send('text', 53, '::1')
+  await stream.send(new Uint8Array(4), 53, 'localhost', {})
+  // @ts-expect-error a port is a number
+  await stream.send('x', '53', '127.0.0.1')
+  const outgoing: OutgoingDatagram = { data: 'x', port: 53, address: '127.0.0.1', from: '127.0.0.1' }
+  const sender: DatagramSender = stream.sender({ highWaterMark: 64 })
+  const writable: Writable = sender
+  writable.write(outgoing)
+  for await (const d of stream) {
+    const replied: Promise<void> = d.reply(d.data)
+    await replied
+    break
+  }
 }
 
 // @ts-expect-error type is 'udp4' | 'udp6'
@@ -97,3 +126,27 @@ const sizes: Observable<number> = datagrams.pipe(mergeMapWithBackpressure(async 
 const wrong: Observable<Datagram> = fromDatagramBatches({ port: 0 })
 
 void [main, batches, sizes, wrong]
+
+// Every core: listenWorkers() and the worker module's default export.
+async function workersApi(): Promise<void> {
+  const group: WorkerGroup = await listenWorkers(2, { port: 0, balance: 'spread', workerData: { tag: 'a' }, execArgv: [] }, new URL('file:///w.mjs'))
+  group.on('error', (error: WorkerError) => void [error.index, error.code, error.exitCode])
+  group.on('message', (value: unknown, index: number) => void [value, index])
+  const stats: WorkersStats = await group.stats()
+  const each: RingStats[] = stats.workers
+  const port: number = group.port
+  await group.close()
+  const balance: Balance = 'flow'
+  const worker: WorkerFunction<{ tag: string }> = async (stream: DatagramStream, context: WorkerContext<{ tag: string }>) => {
+    const tag: string = context.workerData.tag
+    for await (const d of stream) void [d.data, tag, context.index, context.workers]
+  }
+  const options: WorkersOptions = { balance }
+  void [each, port, worker, options]
+  // @ts-expect-error balance is 'flow' | 'spread'
+  void listenWorkers(2, { balance: 'round-robin' }, 'w.mjs')
+  // @ts-expect-error listenWorkers sets reusePort and spreadOver itself
+  void listenWorkers(2, { spreadOver: 3 }, 'w.mjs')
+  void listen({ reusePort: true, balance: 'spread', spreadOver: 4 })
+}
+void workersApi
