@@ -4,6 +4,7 @@
 // asked for. Runs against every backend this build has.
 import t from 'tap'
 import path from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { execFile } from 'node:child_process'
 import { backends, client, listenFor, ring, root, sendAll, take } from './lib/helpers.mjs'
 
@@ -13,7 +14,7 @@ const FIELDS = ['ttl', 'tos', 'ecn', 'timestamp']
 // Sends `count` datagrams "tos-I" with TOS / traffic class `tos` and TTL /
 // hop limit `ttl` (test/tools/tos_send.c: node:dgram sets no TOS).
 async function tosSend(address, port, tos, ttl, count = 1) {
-  const { toolBinary } = await import(path.join(root, 'bench', 'blast.mjs'))
+  const { toolBinary } = await import(pathToFileURL(path.join(root, 'bench', 'blast.mjs')).href)
   const binary = toolBinary('tos_send', path.join(root, 'test', 'tools', 'tos_send.c'))
   return new Promise((resolve, reject) => {
     execFile(binary, [address, port, tos, ttl, count].map(String), { timeout: 30_000 }, (error, stdout, stderr) => {
@@ -147,8 +148,8 @@ for (const backend of backends) {
   })
 
   t.test(`${backend}: the command's receivedAt is the kernel timestamp when the socket asked for one`, { skip: wine ? 'wine has no SIO_TIMESTAMPING (Windows 10 1903+ has it)' : false }, async (t) => {
-    const { batchFormatter } = await import(path.join(root, 'dist', 'cli', 'format.js'))
-    const { LineBuffer } = await import(path.join(root, 'dist', 'cli', 'output.js'))
+    const { batchFormatter } = await import(pathToFileURL(path.join(root, 'dist', 'cli', 'format.js')).href)
+    const { LineBuffer } = await import(pathToFileURL(path.join(root, 'dist', 'cli', 'output.js')).href)
     let socket
     const batch = await new Promise((resolve, reject) => {
       socket = new ring.RingSocket({ address: '127.0.0.1', backend, timestamp: true }, resolve, reject)
