@@ -21,6 +21,19 @@ export interface NativeOptions {
   coalesce: boolean
   /** Options::spread_over: reuseport group members to spread over (SO_ATTACH_REUSEPORT_CBPF); 0 = the flow hash. */
   spreadOver: number
+  ttl: boolean
+  tos: boolean
+  timestamp: boolean
+  multicast: readonly NativeMulticastJoin[]
+}
+
+/** One group to join, resolved (multicast.ts): every field present, '' or 0 when unused. */
+export interface NativeMulticastJoin {
+  group: string
+  source: string
+  interfaceAddress: string
+  interfaceName: string
+  interfaceIndex: number
 }
 
 export interface NativeAddress {
@@ -68,6 +81,9 @@ export interface Binding {
     interfaceIndex: number
     remoteAddress: number
     localAddress: number
+    ttlTos: number
+    timestampLow: number
+    timestampHigh: number
   }
   flags: {
     truncated: number
@@ -78,6 +94,9 @@ export interface Binding {
     hasLocal: number
     localIPv6: number
     hasBroadcastInfo: number
+    hasTtl: number
+    hasTos: number
+    hasTimestamp: number
   }
 }
 

@@ -40,6 +40,11 @@ interface DatagramFields {
   controlTruncated: boolean
   broadcast?: boolean
   multicast?: boolean
+  /** With the `ttl` option. */
+  ttl?: number
+  /** With the `tos` option; likewise `ecn`. */
+  tos?: number
+  ecn?: number
   /** When its batch crossed into JavaScript, in milliseconds since the epoch. */
   receivedAt: number
 }
@@ -47,6 +52,8 @@ interface DatagramFields {
 /** A datagram as plain data: what `JSON.stringify(datagram)` writes (payload as base64). */
 export interface DatagramJSON extends DatagramFields {
   data: string
+  /** {@link Datagram.timestamp} in decimal (JSON has no bigint). */
+  timestamp?: string
 }
 
 /**
@@ -56,6 +63,7 @@ export interface DatagramJSON extends DatagramFields {
  */
 export interface DatagramObject extends DatagramFields {
   data: Buffer
+  timestamp?: bigint
 }
 
 /**
@@ -141,7 +149,8 @@ class BatchIterator implements IterableIterator<Datagram> {
 
 /**
  * A received datagram: payload, source, destination address and interface
- * (from IP_PKTINFO / IPV6_PKTINFO), and flags. Fields are read-only and
+ * (from IP_PKTINFO / IPV6_PKTINFO), flags, and where the socket asked for them
+ * TTL, TOS/ECN and the kernel's receive time. Fields are read-only and
  * decoded on first access.
  */
 export class Datagram {
@@ -201,7 +210,7 @@ export class Datagram {
     return (this.#flags & F.truncated) !== 0
   }
 
-  /** The OS had more control data (metadata) than fit: `localAddress` and `interfaceIndex` may be missing. */
+  /** The OS had more control data (metadata) than fit: `localAddress`, `interfaceIndex`, `ttl`, `tos` and `timestamp` may be missing. */
   get controlTruncated(): boolean {
     return (this.#flags & F.controlTruncated) !== 0
   }
@@ -216,6 +225,38 @@ export class Datagram {
   get multicast(): boolean | undefined {
     const flags = this.#flags
     return flags & F.hasBroadcastInfo ? (flags & F.multicast) !== 0 : undefined
+  }
+
+  /**
+   * The IPv4 TTL or IPv6 hop limit the datagram arrived with; undefined
+   * without the `ttl` option, or where the OS did not say.
+   */
+  get ttl(): number | undefined {
+    return this.#flags & F.hasTtl ? this.#batch.table[this.#row + T.ttlTos] & 0xff : undefined
+  }
+
+  /**
+   * The IPv4 TOS byte or IPv6 traffic class (DSCP in the high six bits, ECN
+   * in the low two); undefined without the `tos` option, or where the OS did not say.
+   */
+  get tos(): number | undefined {
+    return this.#flags & F.hasTos ? (this.#batch.table[this.#row + T.ttlTos] >>> 8) & 0xff : undefined
+  }
+
+  /** The ECN codepoint: the low two bits of {@link tos} (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE); undefined where `tos` is. */
+  get ecn(): number | undefined {
+    return this.#flags & F.hasTos ? (this.#batch.table[this.#row + T.ttlTos] >>> 8) & 0x03 : undefined
+  }
+
+  /**
+   * When the kernel received the datagram, in nanoseconds since the epoch;
+   * undefined without the `timestamp` option, or where the OS did not say.
+   * (`receivedAt` is when its batch reached JavaScript.)
+   */
+  get timestamp(): bigint | undefined {
+    if (!(this.#flags & F.hasTimestamp)) return undefined
+    const table = this.#batch.table
+    return (BigInt(table[this.#row + T.timestampHigh]) << 32n) | BigInt(table[this.#row + T.timestampLow])
   }
 
   /**
@@ -247,7 +288,10 @@ export class Datagram {
 
   /** Plain data, payload in base64: for logs and `JSON.stringify`. */
   toJSON(): DatagramJSON {
-    return this.#plain(this.data.toString('base64'))
+    const fields: DatagramJSON = this.#plain(this.data.toString('base64'))
+    const timestamp = this.timestamp
+    if (timestamp !== undefined) fields.timestamp = timestamp.toString()
+    return fields
   }
 
   /**
@@ -262,7 +306,10 @@ export class Datagram {
     const data = this.data
     const copy = Buffer.allocUnsafeSlow(data.length)
     data.copy(copy)
-    return this.#plain(copy)
+    const fields: DatagramObject = this.#plain(copy)
+    const timestamp = this.timestamp
+    if (timestamp !== undefined) fields.timestamp = timestamp
+    return fields
   }
 
   #plain<D>(data: D): DatagramFields & { data: D } {
@@ -279,11 +326,18 @@ export class Datagram {
     if (this.interfaceIndex !== undefined) fields.interfaceIndex = this.interfaceIndex
     if (this.broadcast !== undefined) fields.broadcast = this.broadcast
     if (this.multicast !== undefined) fields.multicast = this.multicast
+    if (this.ttl !== undefined) fields.ttl = this.ttl
+    if (this.tos !== undefined) {
+      fields.tos = this.tos
+      fields.ecn = this.ecn
+    }
     return fields
   }
 
   [util.inspect.custom](depth: number, options: util.InspectOptionsStylized): string {
-    const { data, ...fields } = this.#plain(this.data)
+    const plain: DatagramFields & { data: Buffer; timestamp?: bigint } = this.#plain(this.data)
+    if (this.timestamp !== undefined) plain.timestamp = this.timestamp
+    const { data, ...fields } = plain
     return `Datagram ${util.inspect({ ...fields, data }, { ...options, depth })}`
   }
 }

@@ -72,6 +72,11 @@ export function invalidArgValue(name: string, reason: string, actual: unknown, s
   return withCode(new TypeError(`The "${name}" ${subject} ${reason}. Received ${received(actual)}`), 'ERR_INVALID_ARG_VALUE')
 }
 
+/** `name` had the right type but a value outside what it may be (a RangeError, as Node's `ERR_INVALID_ARG_VALUE` is for ranges). */
+export function invalidArgValueRange(name: string, reason: string, actual: unknown, subject: Subject = 'option'): RangeError & CodedError {
+  return withCode(new RangeError(`The "${name}" ${subject} ${reason}. Received ${received(actual)}`), 'ERR_INVALID_ARG_VALUE')
+}
+
 /** A number outside its range. */
 export function outOfRange(name: string, range: string, actual: unknown, subject: Subject = 'option'): RangeError & CodedError {
   return withCode(new RangeError(`The "${name}" ${subject} must be ${range}. Received ${received(actual)}`), 'ERR_OUT_OF_RANGE')

@@ -9,6 +9,7 @@ export { listenWorkers, WorkerGroup, type WorkersOptions, type WorkerContext, ty
 export { Datagram, DatagramBatch, type DatagramJSON, type DatagramObject, type AddressFamily } from './datagram'
 export { DatagramSender, type SendOptions, type OutgoingDatagram } from './sender'
 export type { CodedError, SystemError, DgramRingErrorCode } from './errors'
+export type { MulticastMembership } from './multicast'
 
 import { binding } from './binding'
 

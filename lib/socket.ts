@@ -5,6 +5,7 @@ import net from 'node:net'
 import util from 'node:util'
 import { binding, type NativeOptions, type NativeRingSocket } from './binding'
 import { DatagramBatch, formatIPv6, type AddressFamily } from './datagram'
+import { resolveMulticast, type MulticastMembership } from './multicast'
 import {
   backendUnavailable,
   badPort,
@@ -95,6 +96,31 @@ export interface ListenOptions {
    * UDP only. Default `false`.
    */
   coalesce?: boolean
+  /**
+   * Deliver each datagram's IPv4 TTL or IPv6 hop limit as {@link Datagram.ttl}
+   * (`IP_RECVTTL` / `IPV6_RECVHOPLIMIT`; Windows `IP_HOPLIMIT`). Costs control
+   * buffer space a slot, so default `false`.
+   */
+  ttl?: boolean
+  /**
+   * Deliver each datagram's IPv4 TOS byte or IPv6 traffic class as
+   * {@link Datagram.tos}, and its low two bits as {@link Datagram.ecn}
+   * (`IP_RECVTOS` / `IPV6_RECVTCLASS`). Default `false`.
+   */
+  tos?: boolean
+  /**
+   * Deliver the kernel's receive time of each datagram as
+   * {@link Datagram.timestamp}, a `bigint` of nanoseconds since the epoch
+   * (Linux `SO_TIMESTAMPNS`; Windows `SIO_TIMESTAMPING`, Windows 10 1903+).
+   * Default `false`.
+   */
+  timestamp?: boolean
+  /**
+   * Multicast groups to join once bound (IPv4 groups on a `udp4` socket, IPv6
+   * groups on a `udp6` one), source-specific where `source` is given. Datagrams
+   * sent to a group carry `multicast: true` where the OS says so.
+   */
+  multicast?: MulticastMembership | readonly MulticastMembership[]
   /**
    * How the kernel shares datagrams among the sockets bound to one port with `reusePort` (Linux only:
    * `ERR_DGRAM_RING_UNSUPPORTED` elsewhere; given without `reusePort: true`, or on a raw socket,
@@ -191,8 +217,8 @@ const IPPROTO_RAW = 255
 /** @internal Every option, in the order it is read (listenWorkers passes them on to its workers). */
 export const OPTION_KEYS = [
   'type', 'protocol', 'address', 'port', 'ringSize', 'bufferSize', 'highWaterMark',
-  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'thread', 'coalesce', 'backend', 'signal',
-  'balance', 'spreadOver',
+  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'thread', 'coalesce', 'ttl', 'tos', 'timestamp',
+  'multicast', 'backend', 'signal', 'balance', 'spreadOver',
 ] as const satisfies readonly (keyof ListenOptions)[]
 
 type OptionKey = (typeof OPTION_KEYS)[number]
@@ -311,6 +337,7 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
   if (coalesce && process.platform !== 'linux' && process.platform !== 'win32') {
     throw unsupported('coalesce: true', "it needs Linux's UDP_GRO or Windows' UDP_RECV_MAX_COALESCED_SIZE")
   }
+  const multicast = resolveMulticast(options.multicast, ipv6Type(type), type)
   const environment = process.env.DGRAM_RING_BACKEND || undefined // set but empty is unset
   const fromEnvironment = options.backend === undefined && environment !== undefined
   const backend = options.backend ?? environment ?? 'auto'
@@ -340,6 +367,10 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
     ipv6Only: boolean(options, 'ipv6Only'),
     thread: options.thread === undefined ? process.env.DGRAM_RING_THREAD === '1' : boolean(options, 'thread'),
     coalesce,
+    ttl: boolean(options, 'ttl'),
+    tos: boolean(options, 'tos'),
+    timestamp: boolean(options, 'timestamp'),
+    multicast,
     spreadOver,
   })
   const resolved: ResolvedOptions = Object.freeze({ native, backend, highWaterMark, signal })
@@ -410,6 +441,9 @@ export class RingSocket {
         throw Object.assign(unsupported('coalesce: true', why), { cause: system })
       }
       const code = (system as { code?: unknown }).code
+      if ((system as { syscall?: unknown }).syscall === 'WSAIoctl(SIO_TIMESTAMPING)' && (code === 'ENOTSUP' || code === 'EINVAL')) {
+        throw Object.assign(unsupported('timestamp: true', 'this Windows has no receive timestamps (SIO_TIMESTAMPING: Windows 10 1903 and later)'), { cause: system })
+      }
       if (native.raw && (code === 'EPERM' || code === 'EACCES')) {
         system.message += ': raw sockets need privilege (CAP_NET_RAW on Linux, e.g. root; administrator on Windows)'
       }

@@ -239,6 +239,25 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     options.ipv6_only = o.Get("ipv6Only").ToBoolean();
     options.thread = o.Get("thread").ToBoolean();
     options.coalesce = o.Get("coalesce").ToBoolean();
+    options.ttl = o.Get("ttl").ToBoolean();
+    options.tos = o.Get("tos").ToBoolean();
+    options.timestamp = o.Get("timestamp").ToBoolean();
+    Napi::Value joins = o.Get("multicast");
+    if (joins.IsArray()) {
+      Napi::Array array = joins.As<Napi::Array>();
+      for (uint32_t i = 0; i < array.Length(); i++) {
+        Napi::Value value = array.Get(i);
+        if (!value.IsObject()) continue;
+        Napi::Object join = value.As<Napi::Object>();
+        MulticastJoin out;
+        out.group = join.Get("group").ToString();
+        out.source = join.Get("source").ToString();
+        out.interface_address = join.Get("interfaceAddress").ToString();
+        out.interface_name = join.Get("interfaceName").ToString();
+        out.interface_index = join.Get("interfaceIndex").ToNumber().Uint32Value();
+        options.multicast.push_back(std::move(out));
+      }
+    }
     options.spread_over = o.Get("spreadOver").ToNumber().Uint32Value();
     return options;
   }
@@ -740,6 +759,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   layout.Set("interfaceIndex", static_cast<uint32_t>(kWordInterfaceIndex));
   layout.Set("remoteAddress", static_cast<uint32_t>(kWordRemoteAddress));
   layout.Set("localAddress", static_cast<uint32_t>(kWordLocalAddress));
+  layout.Set("ttlTos", static_cast<uint32_t>(kWordTtlTos));
+  layout.Set("timestampLow", static_cast<uint32_t>(kWordTimestampLow));
+  layout.Set("timestampHigh", static_cast<uint32_t>(kWordTimestampHigh));
   exports.Set("table", layout);
   Napi::Object flags = Napi::Object::New(env);
   flags.Set("truncated", static_cast<uint32_t>(kTruncated));
@@ -750,6 +772,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   flags.Set("hasLocal", static_cast<uint32_t>(kHasLocal));
   flags.Set("localIPv6", static_cast<uint32_t>(kLocalIPv6));
   flags.Set("hasBroadcastInfo", static_cast<uint32_t>(kHasBroadcastInfo));
+  flags.Set("hasTtl", static_cast<uint32_t>(kHasTtl));
+  flags.Set("hasTos", static_cast<uint32_t>(kHasTos));
+  flags.Set("hasTimestamp", static_cast<uint32_t>(kHasTimestamp));
   exports.Set("flags", flags);
   return exports;
 }

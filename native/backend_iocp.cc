@@ -130,7 +130,7 @@ class IocpBackend final : public Backend {
     coalesce_ = options.coalesce;
     slot_capacity_ = coalesce_ ? std::max(buffer_size_, kCoalescedBufferBytes) : buffer_size_;
     if (SysError err = OpenSocket(options, &socket_, &recvmsg_)) return err;
-    if (SysError err = AllocateRing()) return err;
+    if (SysError err = AllocateRing(options)) return err;
     signal_ = new uv_async_t;
     int rc = uv_async_init(loop_, signal_, OnSignalCall);
     if (rc != 0) {
@@ -226,9 +226,9 @@ class IocpBackend final : public Backend {
 
  private:
   // Loop thread.
-  SysError AllocateRing() {
+  SysError AllocateRing(const Options& options) {
     // Room for both pktinfos: wine sends both for IPv4 on a dual-stack socket.
-    control_size_ = ControlBufferSize();
+    control_size_ = ControlBufferSize(options);
     slots_.reset(new (std::nothrow) Slot[ring_size_]);
     data_.reset(new (std::nothrow) uint8_t[static_cast<size_t>(ring_size_) * slot_capacity_]);
     // Each slot's control buffer starts at a multiple of control_size_, which

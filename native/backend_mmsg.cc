@@ -99,7 +99,7 @@ class MmsgBackend final : public Backend {
     coalesce_ = options.coalesce;
     slot_capacity_ = coalesce_ ? std::max(buffer_size_, kCoalescedBufferBytes) : buffer_size_;
     if (SysError err = OpenPosixSocket(options, &fd_)) return err;
-    if (SysError err = AllocateRing()) return err;
+    if (SysError err = AllocateRing(options)) return err;
     if (options.thread) {
       if (SysError err = StartThread()) return err;
     }
@@ -219,8 +219,8 @@ class MmsgBackend final : public Backend {
     return allowance > filled ? allowance - filled : 0;
   }
 
-  SysError AllocateRing() {
-    control_size_ = ControlBufferSize();
+  SysError AllocateRing(const Options& options) {
+    control_size_ = ControlBufferSize(options);
     controls_ = static_cast<uint8_t*>(malloc(control_size_ * ring_size_));
     if (controls_ == nullptr) return SysError{-ENOMEM, "malloc"};
     cutter_ = std::make_unique<SlabCutter>(slot_capacity_, std::min(ring_size_, kMaxMessagesPerCall));

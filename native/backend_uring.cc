@@ -122,7 +122,7 @@ class UringBackend final : public Backend {
     event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (event_fd_ < 0) return SysError{-errno, "eventfd"};
     if (int rc = ring_.Register(IORING_REGISTER_EVENTFD, &event_fd_, 1)) return SysError{rc, "io_uring_register"};
-    if (SysError err = AllocateBuffers()) return err;
+    if (SysError err = AllocateBuffers(options)) return err;
     if (SysError err = buffer_ring_.Register(ring_, PowerOfTwoAtLeast(count_), kGroup)) return err;
     poll_ = new uv_poll_t;
     int rc = uv_poll_init(loop_, poll_, event_fd_);
@@ -240,8 +240,8 @@ class UringBackend final : public Backend {
   size_t ControlOffset() const { return kNameOffset + kNameBytes; }
   size_t PayloadOffset() const { return ControlOffset() + control_size_; }
 
-  SysError AllocateBuffers() {
-    control_size_ = ControlBufferSize();
+  SysError AllocateBuffers(const Options& options) {
+    control_size_ = ControlBufferSize(options);
     buffer_bytes_ = (PayloadOffset() + slot_capacity_ + 7) & ~size_t{7};  // each buffer 8-byte aligned
     if (coalesce_) coalesced_.Resize(count_);
     cutter_ = std::make_unique<SlabCutter>(buffer_bytes_, count_);

@@ -26,6 +26,9 @@ void WriteRow(const Completion& item, uint32_t offset, uint32_t* row) {
   row[kWordInterfaceIndex] = item.interface_index;
   memcpy(row + kWordRemoteAddress, item.remote_addr, 16);
   memcpy(row + kWordLocalAddress, item.local_addr, 16);
+  row[kWordTtlTos] = item.ttl | (static_cast<uint32_t>(item.tos) << 8);
+  row[kWordTimestampLow] = static_cast<uint32_t>(item.timestamp_ns);
+  row[kWordTimestampHigh] = static_cast<uint32_t>(item.timestamp_ns >> 32);
 }
 
 }  // namespace

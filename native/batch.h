@@ -19,7 +19,10 @@ enum TableWord : uint32_t {
   kWordInterfaceIndex,
   kWordRemoteAddress,                          // 4 words, network byte order
   kWordLocalAddress = kWordRemoteAddress + 4,  // 4 words
-  kTableStride = kWordLocalAddress + 4,
+  kWordTtlTos = kWordLocalAddress + 4,         // TTL / hop limit in the low byte, TOS / traffic class in the next
+  kWordTimestampLow,                           // receive time in ns since the epoch, low 32 bits
+  kWordTimestampHigh,                          // and high 32 bits
+  kTableStride,
 };
 
 // The most bytes (table and payloads) one crossing carries; a larger batch is

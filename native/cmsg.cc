@@ -21,6 +21,11 @@
 
 #include <cstring>
 
+#if defined(_WIN32) && !defined(SO_TIMESTAMP)
+// The cmsg SIO_TIMESTAMPING enables (mstcpip.h has it only for newer NTDDI_VERSIONs).
+#define SO_TIMESTAMP 0x300A
+#endif
+
 namespace dgram_ring {
 
 namespace {
@@ -79,16 +84,115 @@ void DecodeV6(const Pktinfo6& info, Completion* out) {
 #endif
 }
 
+// A TTL / hop limit or TOS / traffic class: an int (Linux sends IP_TOS as
+// one byte). Returns false for a payload that is neither or out of 0..255.
+bool ReadByteOrInt(const uint8_t* payload, size_t length, uint8_t* out) {
+  int value;
+  if (length >= sizeof(int)) {
+    memcpy(&value, payload, sizeof value);
+  } else if (length == 1) {
+    value = payload[0];
+  } else {
+    return false;
+  }
+  if (value < 0 || value > 255) return false;
+  *out = static_cast<uint8_t>(value);
+  return true;
+}
+
+bool IsTtl(int level, int type) {
+#ifdef _WIN32
+  // Windows asks with IP_HOPLIMIT (named after IPv6's) and may answer with either.
+  if (level == IPPROTO_IP && type == IP_HOPLIMIT) return true;
+#endif
+  return (level == IPPROTO_IP && type == IP_TTL) || (level == IPPROTO_IPV6 && type == IPV6_HOPLIMIT);
+}
+
+bool IsTos(int level, int type) {
+  if (level == IPPROTO_IP) return type == IP_TOS;
+  return level == IPPROTO_IPV6 && type == IPV6_TCLASS;
+}
+
+#ifdef _WIN32
+// SIO_TIMESTAMPING stamps a datagram with QueryPerformanceCounter ticks: the
+// wall clock now, less the ticks elapsed since, is the epoch time it arrived.
+bool DecodeTimestamp(int level, int type, const uint8_t* payload, size_t length, uint64_t* ns) {
+  if (level != SOL_SOCKET || type != SO_TIMESTAMP || length < sizeof(uint64_t)) return false;
+  uint64_t ticks;
+  memcpy(&ticks, payload, sizeof ticks);
+  LARGE_INTEGER now, frequency;
+  FILETIME wall;
+  QueryPerformanceCounter(&now);
+  QueryPerformanceFrequency(&frequency);
+  GetSystemTimePreciseAsFileTime(&wall);
+  uint64_t wall_100ns = (static_cast<uint64_t>(wall.dwHighDateTime) << 32) | wall.dwLowDateTime;
+  constexpr uint64_t kEpochIn100ns = 116444736000000000ull;  // 1601 to 1970
+  if (wall_100ns < kEpochIn100ns || frequency.QuadPart <= 0) return false;
+  uint64_t wall_ns = (wall_100ns - kEpochIn100ns) * 100;
+  uint64_t elapsed = static_cast<uint64_t>(now.QuadPart) > ticks ? static_cast<uint64_t>(now.QuadPart) - ticks : 0;
+  uint64_t freq = static_cast<uint64_t>(frequency.QuadPart);
+  uint64_t elapsed_ns = elapsed / freq * 1000000000ull + elapsed % freq * 1000000000ull / freq;
+  if (elapsed_ns > wall_ns) return false;
+  *ns = wall_ns - elapsed_ns;
+  return true;
+}
+#else
+bool IsTimestampType(int type) {
+  if (type == SO_TIMESTAMPNS) return true;
+#ifdef SO_TIMESTAMPNS_OLD
+  if (type == SO_TIMESTAMPNS_OLD) return true;
+#endif
+#ifdef SO_TIMESTAMPNS_NEW
+  if (type == SO_TIMESTAMPNS_NEW) return true;
+#endif
+  return false;
+}
+
+// SCM_TIMESTAMPNS: a timespec, two 64-bit words (64-bit time, whether the
+// old or the new option), or two 32-bit ones (the old option on 32-bit).
+bool DecodeTimestamp(int level, int type, const uint8_t* payload, size_t length, uint64_t* ns) {
+  if (level != SOL_SOCKET || !IsTimestampType(type)) return false;
+  int64_t seconds, nanoseconds;
+  if (length >= 2 * sizeof(int64_t)) {
+    memcpy(&seconds, payload, sizeof seconds);
+    memcpy(&nanoseconds, payload + sizeof seconds, sizeof nanoseconds);
+  } else if (length >= 2 * sizeof(int32_t)) {
+    int32_t words[2];
+    memcpy(words, payload, sizeof words);
+    seconds = words[0];
+    nanoseconds = words[1];
+  } else {
+    return false;
+  }
+  // Before the epoch, past 2554 (u64 ns) or a malformed nanosecond count: not a time.
+  if (seconds < 0 || seconds > 18446744073 - 1 || nanoseconds < 0 || nanoseconds >= 1000000000) return false;
+  *ns = static_cast<uint64_t>(seconds) * 1000000000ull + static_cast<uint64_t>(nanoseconds);
+  return true;
+}
+#endif
+
+#ifdef _WIN32
+constexpr size_t kTimestampPayload = sizeof(uint64_t);
+#else
+constexpr size_t kTimestampPayload = 2 * sizeof(int64_t);
+#endif
+
 }  // namespace
 
-size_t ControlBufferSize() {
+size_t ControlBufferSize(const Options& options) {
   size_t size = ControlSpace(sizeof(Pktinfo6)) + ControlSpace(sizeof(Pktinfo4));
 #ifdef UDP_GRO
-  size += ControlSpace(sizeof(int));  // the segment size of a coalesced buffer
+  if (options.coalesce) size += ControlSpace(sizeof(int));  // the segment size of a coalesced buffer
 #endif
 #ifdef _WIN32
-  size += ControlSpace(sizeof(DWORD));  // UDP_COALESCED_INFO likewise
+  if (options.coalesce) size += ControlSpace(sizeof(DWORD));  // UDP_COALESCED_INFO likewise
 #endif
+  // A dual-stack socket may get the IPv4 message and the IPv6 one (as wine
+  // sends both pktinfos): room for two.
+  size_t per_family = options.ipv6 ? 2 : 1;
+  if (options.ttl) size += per_family * ControlSpace(sizeof(int));
+  if (options.tos) size += per_family * ControlSpace(sizeof(int));
+  if (options.timestamp) size += ControlSpace(kTimestampPayload);
   return size;
 }
 
@@ -110,6 +214,12 @@ void DecodeControl(const uint8_t* control, size_t length, bool ipv6_socket, Comp
       Pktinfo6 info;
       memcpy(&info, payload, sizeof info);
       DecodeV6(info, out);
+    } else if (IsTtl(header.cmsg_level, header.cmsg_type)) {
+      if (ReadByteOrInt(payload, payload_length, &out->ttl)) out->flags |= kHasTtl;
+    } else if (IsTos(header.cmsg_level, header.cmsg_type)) {
+      if (ReadByteOrInt(payload, payload_length, &out->tos)) out->flags |= kHasTos;
+    } else if (DecodeTimestamp(header.cmsg_level, header.cmsg_type, payload, payload_length, &out->timestamp_ns)) {
+      out->flags |= kHasTimestamp;
     }
 #ifdef UDP_GRO
     else if (header.cmsg_level == IPPROTO_UDP && header.cmsg_type == UDP_GRO && payload_length >= sizeof(int)) {
@@ -133,12 +243,31 @@ void DecodeControl(const uint8_t* control, size_t length, bool ipv6_socket, Comp
 }
 
 #ifndef _WIN32
-int EnableControlMessages(int fd, bool ipv6_socket) {
+namespace {
+
+// Sets the IPv4 option and, on an IPv6 socket, the IPv6 one too. A v6 socket
+// may receive IPv4 (dual stack), which Linux reports with the IPv4 message
+// only; a raw IPv6 socket, which never does, may refuse the IPv4 option.
+int EnableBoth(int fd, bool ipv6_socket, int v4_name, int v6_name) {
   int on = 1;
-  // A v6 socket may receive IPv4 (dual stack): Linux reports those with
-  // IP_PKTINFO only, so ask for both.
-  if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on) < 0 && !ipv6_socket) return -errno;
-  if (ipv6_socket && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) < 0) return -errno;
+  if (setsockopt(fd, IPPROTO_IP, v4_name, &on, sizeof on) < 0 && !ipv6_socket) return -errno;
+  if (ipv6_socket && setsockopt(fd, IPPROTO_IPV6, v6_name, &on, sizeof on) < 0) return -errno;
+  return 0;
+}
+
+}  // namespace
+
+int EnableControlMessages(int fd, const Options& options) {
+  const bool ipv6 = options.ipv6;
+  if (int rc = EnableBoth(fd, ipv6, IP_PKTINFO, IPV6_RECVPKTINFO)) return rc;
+  if (options.ttl) {
+    if (int rc = EnableBoth(fd, ipv6, IP_RECVTTL, IPV6_RECVHOPLIMIT)) return rc;
+  }
+  if (options.tos) {
+    if (int rc = EnableBoth(fd, ipv6, IP_RECVTOS, IPV6_RECVTCLASS)) return rc;
+  }
+  int on = 1;
+  if (options.timestamp && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) < 0) return -errno;
   return 0;
 }
 #endif

@@ -12,12 +12,16 @@
 
 namespace dgram_ring {
 
-// Bytes of control buffer a slot needs for everything we ask the OS for (a
-// multiple of the headers' alignment, so slots laid end to end stay aligned).
-size_t ControlBufferSize();
+// Bytes of control buffer a slot needs for everything `options` asks the OS
+// for (a multiple of the headers' alignment, so slots laid end to end stay
+// aligned): each metadata option costs its room only when on. Loop thread.
+size_t ControlBufferSize(const Options& options);
 
 // Reads IP_PKTINFO / IPV6_PKTINFO from `control` (`length` bytes, as the OS
-// reported) into out->local_addr, interface_index and flags. On an IPv6
+// reported) into out->local_addr, interface_index and flags; the TTL / hop
+// limit, TOS / traffic class and receive timestamp into out->ttl, tos and
+// timestamp_ns (with kHasTtl, kHasTos, kHasTimestamp); UDP_GRO's segment size.
+// Whichever thread received the datagram calls it. On an IPv6
 // socket an IPv4 destination is written v4-mapped, so local and remote
 // addresses share a family (whether the OS sent IP_PKTINFO, or IPV6_PKTINFO
 // v4-mapped as wine does). Malformed input (a header that overruns the
@@ -26,9 +30,10 @@ size_t ControlBufferSize();
 void DecodeControl(const uint8_t* control, size_t length, bool ipv6_socket, Completion* out);
 
 #ifndef _WIN32
-// Asks the kernel for the control messages DecodeControl reads. Returns 0 or
-// a negative errno.
-int EnableControlMessages(int fd, bool ipv6_socket);
+// Asks the kernel for the control messages DecodeControl reads (pktinfo
+// always; ttl, tos and timestamp as `options` says). Returns 0 or a negative
+// errno. Loop thread.
+int EnableControlMessages(int fd, const Options& options);
 #endif
 
 }  // namespace dgram_ring

@@ -16,6 +16,7 @@
 #endif
 
 #include "cmsg.h"
+#include "multicast.h"
 #include "sockaddr.h"
 
 namespace dgram_ring {
@@ -93,12 +94,13 @@ SysError OpenPosixSocket(const Options& options, int* fd) {
     return SysError{-ENOTSUP, "setsockopt"};
 #endif
   }
-  int rc = EnableControlMessages(*fd, options.ipv6);
+  int rc = EnableControlMessages(*fd, options);
   if (rc < 0) return SysError{rc, "setsockopt"};
   sockaddr_storage address;
   int length = 0;
   if (!ResolveBindAddress(options, &address, &length)) return SysError{-EINVAL, "getaddrinfo"};
   if (bind(*fd, reinterpret_cast<sockaddr*>(&address), static_cast<socklen_t>(length)) < 0) return Errno("bind");
+  if (SysError err = JoinMulticastGroups(*fd, options)) return err;
   if (options.spread_over > 0) return SpreadOverGroup(*fd, options.spread_over);
   return SysError{};
 }

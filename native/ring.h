@@ -52,6 +52,16 @@ namespace dgram_ring {
 class Slab;  // slab.h
 struct SendBatch;  // send.h
 
+// A multicast group to join (Options::multicast): numeric addresses of the
+// socket's family, validated by lib/socket.ts.
+struct MulticastJoin {
+  std::string group;
+  std::string source;             // source-specific when not empty
+  std::string interface_address;  // IPv4: the interface by its address; empty = by index
+  std::string interface_name;     // by name (if_nametoindex); empty = by index
+  uint32_t interface_index = 0;   // 0 = the OS picks (by route)
+};
+
 // What to open. Validated by lib/socket.ts before it gets here.
 struct Options {
   bool ipv6 = false;        // AF_INET6 rather than AF_INET
@@ -67,6 +77,10 @@ struct Options {
   bool ipv6_only = false;
   bool thread = false;  // a receive thread fills the ring while JS runs (POSIX backend)
   bool coalesce = false;  // a buffer may hold several datagrams of one flow (Linux UDP_GRO, Windows URO)
+  bool ttl = false;        // IP_RECVTTL / IPV6_RECVHOPLIMIT → Completion::ttl
+  bool tos = false;        // IP_RECVTOS / IPV6_RECVTCLASS → Completion::tos
+  bool timestamp = false;  // SO_TIMESTAMPNS → Completion::timestamp_ns
+  std::vector<MulticastJoin> multicast;  // joined after bind
   // With reuse_port: after bind, attach to the port's reuseport group a
   // classic BPF program (SO_ATTACH_REUSEPORT_CBPF) that picks one of the
   // group's first `spread_over` sockets, in join order, at random for each
@@ -94,6 +108,9 @@ enum DatagramFlag : uint32_t {
   kHasLocal = 1u << 5,          // local_addr and interface_index are set
   kLocalIPv6 = 1u << 6,         // local_addr holds 16 bytes, else 4
   kHasBroadcastInfo = 1u << 7,  // the OS told whether it was broadcast/multicast
+  kHasTtl = 1u << 8,            // Completion::ttl is set
+  kHasTos = 1u << 9,            // Completion::tos is set
+  kHasTimestamp = 1u << 10,     // Completion::timestamp_ns is set
 };
 
 // One completed receive, as a backend hands it over. `data` stays valid only
@@ -110,6 +127,9 @@ struct Completion {
   // back to back (the last may be shorter); 0 = one datagram. Backends split such a buffer
   // (coalesce.h) before Sink::Deliver, which never sees it set.
   uint32_t segment_size = 0;
+  uint8_t ttl = 0;            // IPv4 TTL / IPv6 hop limit (kHasTtl)
+  uint8_t tos = 0;            // IPv4 TOS / IPv6 traffic class, ECN in the low two bits (kHasTos)
+  uint64_t timestamp_ns = 0;  // kernel receive time, ns since the epoch (kHasTimestamp)
 };
 
 // What a backend knows about its ring that the binding cannot count itself.

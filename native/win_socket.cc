@@ -5,6 +5,7 @@
 #include <mstcpip.h>
 
 #include "coalesce.h"
+#include "multicast.h"
 #include "sockaddr.h"
 #include "win_errors.h"
 
@@ -20,6 +21,17 @@
 #ifndef UDP_RECV_MAX_COALESCED_SIZE
 #define UDP_RECV_MAX_COALESCED_SIZE 3
 #endif
+
+// Receive timestamps (Windows 10 1903+); mingw-w64 declares them only for
+// newer NTDDI_VERSIONs than we build for. The layout is TIMESTAMPING_CONFIG's.
+#ifndef SIO_TIMESTAMPING
+#define SIO_TIMESTAMPING _WSAIOW(IOC_VENDOR, 235)
+#endif
+struct TimestampingConfig {
+  ULONG flags;
+  USHORT tx_timestamps_buffered;
+};
+constexpr ULONG kTimestampingFlagRx = 0x1;  // TIMESTAMPING_FLAG_RX
 
 namespace dgram_ring {
 
@@ -89,11 +101,29 @@ SysError OpenSocket(const Options& options, UniqueSocket* owned, LPFN_WSARECVMSG
   // ERR_DGRAM_RING_UNSUPPORTED (never a socket that silently does not coalesce).
   if (options.coalesce && SetOption(socket, IPPROTO_UDP, UDP_RECV_MAX_COALESCED_SIZE, kCoalescedBufferBytes - 8))
     return WsaError("setsockopt(UDP_RECV_MAX_COALESCED_SIZE)");
+  if (options.ttl) {
+    if (SetOption(socket, IPPROTO_IP, IP_HOPLIMIT, 1) && !ipv6) return WsaError("setsockopt");
+    if (ipv6 && SetOption(socket, IPPROTO_IPV6, IPV6_HOPLIMIT, 1)) return WsaError("setsockopt");
+  }
+  if (options.tos) {
+    if (SetOption(socket, IPPROTO_IP, IP_RECVTOS, 1) && !ipv6) return WsaError("setsockopt");
+    if (ipv6 && SetOption(socket, IPPROTO_IPV6, IPV6_RECVTCLASS, 1)) return WsaError("setsockopt");
+  }
+  if (options.timestamp) {
+    // Receive timestamps (Windows 10 1903+): QueryPerformanceCounter ticks in
+    // an SO_TIMESTAMP message, which cmsg.cc turns into epoch time.
+    TimestampingConfig config = {};
+    config.flags = kTimestampingFlagRx;
+    DWORD returned = 0;
+    if (WSAIoctl(socket, SIO_TIMESTAMPING, &config, sizeof config, nullptr, 0, &returned, nullptr, nullptr) == SOCKET_ERROR)
+      return WsaError("WSAIoctl(SIO_TIMESTAMPING)");  // lib/socket.ts names it unsupported
+  }
   // An ICMP report about a datagram this socket sent would otherwise fail
   // the next receive. Best effort: the backend re-posts such receives anyway.
   SetIoctl(socket, SIO_UDP_CONNRESET, FALSE);
   SetIoctl(socket, SIO_UDP_NETRESET, FALSE);
   if (SysError err = Bind(socket, options)) return err;
+  if (SysError err = JoinMulticastGroups(socket, options)) return err;
   GUID guid = WSAID_WSARECVMSG;
   DWORD returned = 0;
   if (WSAIoctl(socket, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, recvmsg, sizeof *recvmsg, &returned,

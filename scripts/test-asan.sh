@@ -38,6 +38,7 @@ LOGS=$OUT/build/logs
 SUPP=$ROOT/scripts/lsan.supp
 TIMEOUT=${ASAN_TEST_TIMEOUT:-300}
 DEFAULT_TESTS="test/receive.test.mjs test/options.test.mjs test/lifetime.test.mjs test/teardown.test.mjs test/backpressure.test.mjs test/raw.test.mjs test/accounting.test.mjs test/faults.test.mjs test/crossing.test.mjs test/coalesce.test.mjs test/payload-memory.test.mjs test/send.test.mjs"
+DEFAULT_TESTS+=" test/metadata.test.mjs test/multicast.test.mjs"  # per-datagram metadata and multicast joins
 start=$(date +%s)
 log() { echo "== test:asan [$(($(date +%s) - start))s] $*"; }
 
@@ -155,6 +156,7 @@ fi
 # run under the sanitizers.
 node -e 'import(process.argv[1]).then((m) => m.blastBinary())' "$ROOT/bench/blast.mjs"
 node -e 'import(process.argv[1]).then((m) => m.toolBinary("gso_send", process.argv[2]))' "$ROOT/bench/blast.mjs" "$ROOT/test/tools/gso_send.c"
+node -e 'import(process.argv[1]).then((m) => m.toolBinary("tos_send", process.argv[2]))' "$ROOT/bench/blast.mjs" "$ROOT/test/tools/tos_send.c"
 
 # --- the sanitized environment -------------------------------------------
 rm -rf "$LOGS"

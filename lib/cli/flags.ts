@@ -49,6 +49,7 @@ const LISTEN_FLAGS = {
   'buffer-size': { type: 'string' },
   'recv-buffer-size': { type: 'string' },
   'reuse-port': { type: 'boolean' },
+  timestamp: { type: 'boolean' },
   thread: { type: 'string' },
   stats: { type: 'boolean' },
   jetstream: { type: 'string' },
@@ -209,6 +210,8 @@ export function parseListen(flags: Flags, backends: readonly string[]): ListenCo
     bufferSize: integerFlag(flags, 'buffer-size', 1, 65535) ?? DEFAULT_BUFFER_SIZE,
     recvBufferSize: integerFlag(flags, 'recv-buffer-size', 1, 2 ** 31 - 1) ?? DEFAULT_RECV_BUFFER_SIZE,
     reusePort: flags.switches.has('reuse-port') || undefined,
+    // receivedAt then says when the kernel received each datagram (format.ts).
+    timestamp: flags.switches.has('timestamp') || undefined,
     // A log receiver must not lose what arrives while JavaScript runs.
     thread: (choiceFlag(flags, 'thread', ['on', 'off'] as const) ?? 'on') === 'on',
   }

@@ -69,6 +69,11 @@ class EncodedText {
   }
 }
 
+/** The row's kernel receive time (ns in two words) in whole milliseconds since the epoch. */
+function kernelMilliseconds(table: Uint32Array, row: number): number {
+  return Number(((BigInt(table[row + T.timestampHigh]) << 32n) | BigInt(table[row + T.timestampLow])) / 1_000_000n)
+}
+
 const WHOLE = Object.freeze({ truncated: false })
 const TRUNCATED = Object.freeze({ truncated: true })
 
@@ -93,7 +98,8 @@ export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding'
       out.bytes(local.of(datagram.localAddress as string))
       out.integer(table[row + T.interfaceIndex] as number)
     }
-    out.bytes(received.of(batch.receivedAt))
+    // The kernel's receive time where the socket asked for it (`timestamp`), else the batch's.
+    out.bytes(received.of(flags & F.hasTimestamp ? kernelMilliseconds(table, row) : batch.receivedAt))
     out.integer(table[row + T.length] as number)
     out.bytes(flags & F.truncated ? TRUE : FALSE)
   }

@@ -45,6 +45,9 @@ Options:
                            without CAP_NET_ADMIN: the command warns)
       --thread on|off      A receive thread fills the ring while JavaScript
                            runs (default: on; POSIX systems)
+      --timestamp          receivedAt is when the kernel received each datagram
+                           (SO_TIMESTAMPNS; Windows SIO_TIMESTAMPING), not when
+                           its batch reached the command
       --stats              Every second, a stats line on stderr (with
                            --jetstream: acknowledged and in flight too)
       --jetstream URLS     Publish each datagram's JSON (its lines, for statsd)

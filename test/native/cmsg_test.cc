@@ -116,8 +116,87 @@ int main() {
     segment = -5;
     Append(&negative, IPPROTO_UDP, UDP_GRO, &segment, sizeof segment);
     Check(Decode(negative, negative.size(), false).segment_size == 0, "a negative segment size is none");
-    Check(dgram_ring::ControlBufferSize() >= CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo)) + CMSG_SPACE(sizeof(int)),
+    dgram_ring::Options coalescing;
+    coalescing.coalesce = true;
+    Check(dgram_ring::ControlBufferSize(coalescing) >= CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo)) + CMSG_SPACE(sizeof(int)),
           "the control buffer has room for pktinfo of both families and UDP_GRO");
+  }
+
+  {
+    // Each metadata option costs control space only when on, and enough for
+    // everything it asks for, in both families on an IPv6 socket.
+    dgram_ring::Options none, all, all6;
+    all.ttl = all.tos = all.timestamp = true;
+    all6 = all;
+    all6.ipv6 = true;
+    const size_t base = dgram_ring::ControlBufferSize(none);
+    Check(base == CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo)), "no option: room for pktinfo only");
+    Check(base % alignof(cmsghdr) == 0 && dgram_ring::ControlBufferSize(all) % alignof(cmsghdr) == 0, "sizes stay aligned");
+    for (int option = 0; option < 3; option++) {
+      dgram_ring::Options one;
+      (option == 0 ? one.ttl : option == 1 ? one.tos : one.timestamp) = true;
+      Check(dgram_ring::ControlBufferSize(one) > base, "each option adds room");
+    }
+    Check(dgram_ring::ControlBufferSize(all) >= base + 2 * CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(timespec)),
+          "all options: room for TTL, TOS and a timespec");
+    Check(dgram_ring::ControlBufferSize(all6) >= base + 4 * CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(timespec)),
+          "IPv6 socket: room for the IPv4 and IPv6 messages of both");
+
+    // Everything at once, as the kernel sends it for IPv4 (IP_TOS is one byte).
+    std::vector<uint8_t> control;
+    Append(&control, IPPROTO_IP, IP_PKTINFO, &v4, sizeof v4);
+    int ttl = 42;
+    Append(&control, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+    uint8_t tos = 0xb9;
+    Append(&control, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+    timespec when = {1795801854, 391671355};
+    Append(&control, SOL_SOCKET, SO_TIMESTAMPNS, &when, sizeof when);
+    Check(control.size() <= dgram_ring::ControlBufferSize(all), "what the kernel sends fits the buffer sized for it");
+    Completion out = Decode(control, control.size(), false);
+    Check((out.flags & dgram_ring::kHasTtl) && out.ttl == 42, "IP_TTL");
+    Check((out.flags & dgram_ring::kHasTos) && out.tos == 0xb9, "IP_TOS, one byte");
+    Check((out.flags & dgram_ring::kHasTimestamp) && out.timestamp_ns == 1795801854391671355ull, "SO_TIMESTAMPNS in ns since the epoch");
+    Check(out.interface_index == 7, "pktinfo beside them");
+    // Every truncation: a message is decoded whole or not at all.
+    for (size_t length = 0; length < control.size(); length++) {
+      Completion t = Decode(control, length, false);
+      if (t.flags & dgram_ring::kHasTimestamp) Check(t.timestamp_ns == 1795801854391671355ull, "a cut buffer never gives half a timestamp");
+      if (t.flags & dgram_ring::kHasTtl) Check(t.ttl == 42, "a cut buffer never gives half a TTL");
+    }
+
+    // IPv6: hop limit and traffic class are ints.
+    std::vector<uint8_t> control6;
+    int hops = 3, tclass = 0x2a;
+    Append(&control6, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof hops);
+    Append(&control6, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof tclass);
+    Completion out6 = Decode(control6, control6.size(), true);
+    Check((out6.flags & dgram_ring::kHasTtl) && out6.ttl == 3, "IPV6_HOPLIMIT");
+    Check((out6.flags & dgram_ring::kHasTos) && out6.tos == 0x2a, "IPV6_TCLASS");
+
+    // Malformed payloads are ignored, and say so by the missing flag.
+    std::vector<uint8_t> bad;
+    int big = 300, negative = -1;
+    uint16_t two = 64;
+    Append(&bad, IPPROTO_IP, IP_TTL, &big, sizeof big);
+    Append(&bad, IPPROTO_IPV6, IPV6_TCLASS, &negative, sizeof negative);
+    Completion b = Decode(bad, bad.size(), true);
+    Check(!(b.flags & (dgram_ring::kHasTtl | dgram_ring::kHasTos)), "TTL above 255 and a negative traffic class are ignored");
+    std::vector<uint8_t> odd;
+    Append(&odd, IPPROTO_IP, IP_TTL, &two, sizeof two);
+    Append(&odd, IPPROTO_IP, IP_TOS, "", 0);
+    Check(!(Decode(odd, odd.size(), false).flags & (dgram_ring::kHasTtl | dgram_ring::kHasTos)), "a two-byte TTL and an empty TOS are ignored");
+    timespec bad_times[] = {{1, 1000000000}, {1, -1}, {-1, 0}};
+    for (const timespec& bad_time : bad_times) {
+      std::vector<uint8_t> stamp;
+      Append(&stamp, SOL_SOCKET, SO_TIMESTAMPNS, &bad_time, sizeof bad_time);
+      Check(!(Decode(stamp, stamp.size(), false).flags & dgram_ring::kHasTimestamp), "a malformed timespec is no time");
+    }
+    std::vector<uint8_t> short_stamp;
+    Append(&short_stamp, SOL_SOCKET, SO_TIMESTAMPNS, &when, 4);
+    Check(!(Decode(short_stamp, short_stamp.size(), false).flags & dgram_ring::kHasTimestamp), "a timespec cut short is no time");
+    std::vector<uint8_t> old_stamp;
+    Append(&old_stamp, SOL_SOCKET, SO_TIMESTAMP, &when, sizeof when);
+    Check(!(Decode(old_stamp, old_stamp.size(), false).flags & dgram_ring::kHasTimestamp), "SO_TIMESTAMP (microseconds) is not ours");
   }
   return Report();
 }

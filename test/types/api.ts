@@ -27,6 +27,7 @@ import {
   type WorkerFunction,
   type WorkersOptions,
   type WorkersStats,
+  type MulticastMembership,
 } from 'dgram-ring'
 import { fromDatagrams, fromDatagramBatches, mergeMapWithBackpressure } from 'dgram-ring/rx'
 import type { Observable } from 'rxjs'
@@ -51,7 +52,9 @@ async function main(): Promise<void> {
     const plain: DatagramObject = d.toObject()
     const copy: Buffer = plain.data
     const optional: [string | undefined, number | undefined, boolean | undefined] = [plain.localAddress, plain.interfaceIndex, plain.broadcast]
-    void [datagram, data, remote, port, local, index, flags, cast, copy, optional]
+    const meta: [number | undefined, number | undefined, number | undefined, bigint | undefined] = [d.ttl, d.tos, d.ecn, d.timestamp]
+    const stamped: [bigint | undefined, string | undefined] = [plain.timestamp, d.toJSON().timestamp]
+    void [datagram, data, remote, port, local, index, flags, cast, copy, optional, meta, stamped]
     // @ts-expect-error fields are read-only
     d.remotePort = 1
   }
@@ -107,6 +110,14 @@ void listen({ port: '80' })
 void listen({ backend: 'epoll' })
 // @ts-expect-error no such option is typed as a number
 void listen({ ringSize: '256' })
+
+const membership: MulticastMembership = { group: '239.1.2.3', interface: 'eth0', source: '10.0.0.1' }
+void listen({ ttl: true, tos: true, timestamp: true, multicast: membership })
+void listen({ type: 'udp6', multicast: [{ group: 'ff15::1', interface: 2 }, { group: 'ff15::2' }] })
+// @ts-expect-error a membership needs a group
+void listen({ multicast: { interface: 'eth0' } })
+// @ts-expect-error metadata options are booleans
+void listen({ timestamp: 'ns' })
 
 const datagrams: Observable<Datagram> = fromDatagrams({ port: 0 })
 const batches: Observable<DatagramBatch> = fromDatagramBatches({ port: 0 })
