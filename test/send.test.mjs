@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
+import { pathToFileURL } from 'node:url'
 import { backends, client, listenFor, ring, root, skipUnless, machine, tool } from './lib/helpers.mjs'
 
 const linux = process.platform === 'linux'
@@ -288,7 +289,7 @@ t.test('one turn of sends is one sendmmsg; a same-size run goes as UDP GSO', { s
 // reply()'s choice of source, on batches laid out as the ring lays them out.
 t.test('reply() sends from localAddress on interfaceIndex; without a localAddress, or for a group address, chooses no source', async (t) => {
   const { makeBatch } = await import('./lib/batch.mjs')
-  const { DatagramBatch } = await import(path.join(root, 'dist', 'datagram.js'))
+  const { DatagramBatch } = await import(pathToFileURL(path.join(root, 'dist', 'datagram.js')).href)
   const calls = []
   const socket = { send: (...args) => (calls.push(args), Promise.resolve()) }
   const laid = makeBatch([

@@ -3,10 +3,11 @@
 // code that reads a batch's table and bytes directly.
 import path from 'node:path'
 import net from 'node:net'
+import { pathToFileURL } from 'node:url'
 import { root } from './helpers.mjs'
 
-const { binding } = await import(path.join(root, 'dist', 'binding.js'))
-const { DatagramBatch } = await import(path.join(root, 'dist', 'datagram.js'))
+const { binding } = await import(pathToFileURL(path.join(root, 'dist', 'binding.js')).href)
+const { DatagramBatch } = await import(pathToFileURL(path.join(root, 'dist', 'datagram.js')).href)
 const T = binding.table
 const F = binding.flags
 
