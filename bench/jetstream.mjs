@@ -23,30 +23,19 @@ import path from 'node:path'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { sl5424Binary } from './blast.mjs'
+import { numberOption, usage as printUsage } from './options.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.join(here, '..')
 const CLI = path.join(root, 'bin', 'dgram-ring.js')
 const require = createRequire(path.join(root, 'package.json'))
 
-function usage(code) {
-  const text = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n')
-  const end = text.findIndex((line) => !line.startsWith('//'))
-  ;(code ? process.stderr : process.stdout).write(text.slice(0, end).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n')
-  process.exit(code)
-}
+const usage = (code) => printUsage(import.meta.url, code)
 
 function parseArgs(argv) {
   const o = { seconds: 3, rate: 100_000, replicas: [1, 3], inFlight: [64, 256, 1024], size: 200, json: undefined }
   const list = (text, min, max) => String(text).split(',').map((v) => number(v, min, max))
-  const number = (text, min, max) => {
-    const v = Number(text)
-    if (!Number.isFinite(v) || v < min || v > max) {
-      console.error(`bench --jetstream: '${text}' is not a number from ${min} to ${max}`)
-      process.exit(2)
-    }
-    return v
-  }
+  const number = (text, min, max) => numberOption('bench --jetstream', text, min, max)
   for (let i = 0; i < argv.length; i++) {
     const next = () => argv[++i]
     switch (argv[i]) {

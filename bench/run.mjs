@@ -66,18 +66,14 @@ import { fileURLToPath } from 'node:url'
 import { blastBinary, recvRefBinary } from './blast.mjs'
 import { TAIL_S, haveTaskset, isCReceiver, measure, readText, variantName } from './measure.mjs'
 import { RECEIVERS, RING_RECEIVERS, backendComparison, contended, fmtPct, markdown, progressLine, summarize, targets } from './report.mjs'
+import { numberOption, usage as printUsage } from './options.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
 
 // --- options ------------------------------------------------------------------
 
-function usage(code) {
-  const text = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n')
-  const help = text.slice(1, text.findIndex((l) => l.startsWith('import'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n')
-  ;(code === 0 ? console.log : console.error)(help)
-  process.exit(code)
-}
+const usage = (code) => printUsage(import.meta.url, code)
 
 function parseArgs(argv) {
   const o = {
@@ -107,14 +103,7 @@ function parseArgs(argv) {
     pick: 'median',
     settle: 0, // seconds to wait at most for a quiet machine before each measurement; 0: don't
   }
-  const number = (name, value, min, max) => {
-    const n = Number(value)
-    if (value === undefined || !Number.isFinite(n) || n < min || n > max) {
-      console.error(`${name}: expected a number from ${min} to ${max}, got ${value}`)
-      process.exit(2)
-    }
-    return n
-  }
+  const number = numberOption
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i]
     let value

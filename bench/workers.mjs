@@ -30,30 +30,18 @@ import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import fs from 'node:fs'
 import { blastBinary } from './blast.mjs'
+import { numberOption, usage as printUsage } from './options.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
 const TAIL_S = 0.5
 
-function usage(code) {
-  const text = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n')
-  const help = text.slice(0, text.findIndex((l) => l.startsWith('import'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n')
-  ;(code === 0 ? console.log : console.error)(help)
-  process.exit(code)
-}
+const usage = (code) => printUsage(import.meta.url, code)
 
 function parseArgs(argv) {
   const o = { workers: [1, 2], balance: 'spread', seconds: 3, warmup: 1, size: 512, backend: undefined, rate: 0, gso: true, senderCpu: 0, pin: true, module: path.join(root, 'dist', 'index.js') }
-  const number = (name, value, min, max) => {
-    const n = Number(value)
-    if (value === undefined || !Number.isFinite(n) || n < min || n > max) {
-      console.error(`${name}: expected a number from ${min} to ${max}, got ${value}`)
-      process.exit(2)
-    }
-    return n
-  }
+  const number = numberOption
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i]
     let value

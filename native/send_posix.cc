@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "send.h"
+#include "sockaddr.h"
 
 #ifdef __linux__
 #ifndef UDP_SEGMENT
@@ -49,19 +50,8 @@ bool SameRoute(const uint32_t* a, const uint32_t* b) {
 // The destination of row `r` as the socket's family wants it (an IPv4
 // destination on an IPv6 socket was made v4-mapped by lib/sender.ts).
 socklen_t WriteName(const uint32_t* r, sockaddr_storage* name) {
-  memset(name, 0, sizeof *name);
-  if (r[kSendFlags] & kSendIPv6) {
-    auto* six = reinterpret_cast<sockaddr_in6*>(name);
-    six->sin6_family = AF_INET6;
-    six->sin6_port = htons(static_cast<uint16_t>(r[kSendPort]));
-    memcpy(&six->sin6_addr, r + kSendAddress, 16);
-    return sizeof *six;
-  }
-  auto* four = reinterpret_cast<sockaddr_in*>(name);
-  four->sin_family = AF_INET;
-  four->sin_port = htons(static_cast<uint16_t>(r[kSendPort]));
-  memcpy(&four->sin_addr, r + kSendAddress, 4);
-  return sizeof *four;
+  return static_cast<socklen_t>(WriteSockaddr((r[kSendFlags] & kSendIPv6) != 0, reinterpret_cast<const uint8_t*>(r + kSendAddress),
+                                           static_cast<uint16_t>(r[kSendPort]), name));
 }
 
 // Writes the control messages of a message for row `r` (`segment` > 0: UDP

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "send.h"
+#include "sockaddr.h"
 #include "win_errors.h"
 
 namespace dgram_ring {
@@ -24,20 +25,11 @@ constexpr size_t kControlBytes = WSA_CMSG_SPACE(sizeof(IN6_PKTINFO));
 
 uint32_t* Row(const SendBatch& batch, uint32_t i) { return batch.table + static_cast<size_t>(i) * kSendStride; }
 
+// The destination of row `r` as the socket's family wants it (an IPv4
+// destination on an IPv6 socket was made v4-mapped by lib/sender.ts).
 int WriteName(const uint32_t* r, sockaddr_storage* name) {
-  memset(name, 0, sizeof *name);
-  if (r[kSendFlags] & kSendIPv6) {
-    auto* six = reinterpret_cast<sockaddr_in6*>(name);
-    six->sin6_family = AF_INET6;
-    six->sin6_port = htons(static_cast<u_short>(r[kSendPort]));
-    memcpy(&six->sin6_addr, r + kSendAddress, 16);
-    return sizeof *six;
-  }
-  auto* four = reinterpret_cast<sockaddr_in*>(name);
-  four->sin_family = AF_INET;
-  four->sin_port = htons(static_cast<u_short>(r[kSendPort]));
-  memcpy(&four->sin_addr, r + kSendAddress, 4);
-  return sizeof *four;
+  return static_cast<int>(WriteSockaddr((r[kSendFlags] & kSendIPv6) != 0, reinterpret_cast<const uint8_t*>(r + kSendAddress),
+                                           static_cast<uint16_t>(r[kSendPort]), name));
 }
 
 ULONG WriteControl(bool ipv6_socket, const uint32_t* r, char* control) {

@@ -90,4 +90,20 @@ bool ReadSockaddr(const sockaddr_storage& name, size_t length, uint8_t addr[16],
   return false;
 }
 
+int WriteSockaddr(bool ipv6, const uint8_t* addr, uint16_t port, sockaddr_storage* name) {
+  memset(name, 0, sizeof *name);
+  if (ipv6) {
+    auto* six = reinterpret_cast<sockaddr_in6*>(name);
+    six->sin6_family = AF_INET6;
+    six->sin6_port = htons(port);
+    memcpy(&six->sin6_addr, addr, 16);
+    return sizeof *six;
+  }
+  auto* four = reinterpret_cast<sockaddr_in*>(name);
+  four->sin_family = AF_INET;
+  four->sin_port = htons(port);
+  memcpy(&four->sin_addr, addr, 4);
+  return sizeof *four;
+}
+
 }  // namespace dgram_ring

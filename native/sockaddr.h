@@ -29,6 +29,10 @@ bool ResolveBindAddress(const Options& options, sockaddr_storage* out, int* leng
 // too short for its family.
 bool ReadSockaddr(const sockaddr_storage& name, size_t length, uint8_t addr[16], int* family, uint16_t* port);
 
+// Writes an IPv6 (`ipv6`: 16 bytes of `addr`) or IPv4 (4 bytes) address and
+// `port` into `name`, zeroed first; returns its length. Any thread.
+int WriteSockaddr(bool ipv6, const uint8_t* addr, uint16_t port, sockaddr_storage* name);
+
 }  // namespace dgram_ring
 
 #endif  // DGRAM_RING_SOCKADDR_H_
