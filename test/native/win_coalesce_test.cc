@@ -50,7 +50,9 @@ int main() {
   std::vector<uint8_t> both;
   Append(&both, IPPROTO_IP, IP_PKTINFO, &v4, sizeof v4);
   Append(&both, IPPROTO_UDP, kUdpCoalescedInfo, &segment, sizeof segment);
-  Check(ControlBufferSize() >= both.size(), "a slot's control buffer has room for pktinfo and UDP_COALESCED_INFO");
+  Options coalescing;
+  coalescing.coalesce = true;
+  Check(ControlBufferSize(coalescing) >= both.size(), "a slot's control buffer has room for pktinfo and UDP_COALESCED_INFO");
   Completion a = Decode(both, both.size());
   Check(a.segment_size == 1200, "UDP_COALESCED_INFO: the segment size");
   Check((a.flags & kHasLocal) && a.interface_index == 3, "and pktinfo beside it");
