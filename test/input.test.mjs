@@ -10,7 +10,7 @@ import path from 'node:path'
 import { MessageChannel } from 'node:worker_threads'
 import { firstValueFrom, of, toArray } from 'rxjs'
 import { fromDatagrams, mergeMapWithBackpressure } from 'dgram-ring/rx'
-import { client, listenFor, ring, root, sendAll, sleep } from './lib/helpers.mjs'
+import { client, listenFor, machine, ring, root, sendAll, skipUnless, sleep, tool } from './lib/helpers.mjs'
 
 const isLinuxRoot = process.platform === 'linux' && process.getuid?.() === 0
 const run = (file, args) =>
@@ -309,7 +309,7 @@ t.test('link-local zones', async (t) => {
     t.match(results[`${address}%lo`], { bound: false, code: 'EADDRNOTAVAIL', message: new RegExp(`%lo`) })
   })
 
-  t.test('fe80::1%lo binds in a network namespace where loopback has fe80::1', { skip: isLinuxRoot ? false : 'needs Linux and root for unshare -n' }, async (t) => {
+  t.test('fe80::1%lo binds in a network namespace where loopback has fe80::1', { skip: skipUnless(machine(isLinuxRoot, 'needs Linux and root for unshare -n'), tool('ip')) }, async (t) => {
     const script = [
       'ip link set lo up',
       'ip -6 addr add fe80::1/64 dev lo nodad',
