@@ -350,7 +350,8 @@ const v6Cache = new Map<string, string>()
 let lastV6Words = [-1, -1, -1, -1]
 let lastV6 = ''
 
-function formatAddress(batch: DatagramBatch, word: number, ipv6: boolean): string {
+/** @internal The text of the address at table word `word` of a batch (from a cache), without a Datagram. */
+export function formatAddress(batch: DatagramBatch, word: number, ipv6: boolean): string {
   const table = batch.table
   if (!ipv6) {
     const key = table[word]

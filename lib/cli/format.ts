@@ -8,7 +8,7 @@
 // (test/golden.test.mjs holds it to that).
 import { Buffer } from 'node:buffer'
 import { binding } from '../binding'
-import type { DatagramBatch } from '../datagram'
+import { formatAddress, type DatagramBatch } from '../datagram'
 import { parseStatsd, parseSyslog } from '../parsers'
 import { zoneConverter } from '../parsers/timezone'
 import type { ListenCommand } from './flags'
@@ -90,12 +90,11 @@ export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding'
     const table = batch.table
     const row = index * T.stride
     const flags = table[row + T.flags] as number
-    // Addresses come formatted (and cached) from the Datagram.
-    const datagram = batch.at(index)!
-    out.bytes(remote.of(datagram.remoteAddress))
+    // Addresses come formatted (and cached) as a Datagram's do, without making one.
+    out.bytes(remote.of(formatAddress(batch, row + T.remoteAddress, (flags & F.remoteIPv6) !== 0)))
     out.integer(table[row + T.remotePort] as number)
     if (flags & F.hasLocal) {
-      out.bytes(local.of(datagram.localAddress as string))
+      out.bytes(local.of(formatAddress(batch, row + T.localAddress, (flags & F.localIPv6) !== 0)))
       out.integer(table[row + T.interfaceIndex] as number)
     }
     // The kernel's receive time where the socket asked for it (`timestamp`), else the batch's.

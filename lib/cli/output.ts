@@ -101,14 +101,17 @@ export class LineBuffer {
 
   /** Appends a non-negative integer in decimal (below 2^53: ports, sizes, indices). */
   integer(value: number): void {
+    // Below 2^31 (all but the rarest), in 32-bit integer arithmetic.
+    const small = value < 0x80000000
     let digits = 1
     for (let power = 10; power <= value; power *= 10) digits++
     this.reserve(digits)
     const buffer = this.#buffer
     const end = this.#length + digits
     for (let at = end - 1; at >= this.#length; at--) {
-      buffer[at] = 0x30 + (value % 10)
-      value = Math.floor(value / 10)
+      const next = small ? ((value / 10) | 0) : Math.floor(value / 10)
+      buffer[at] = 0x30 + value - next * 10
+      value = next
     }
     this.#length = end
   }
