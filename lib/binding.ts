@@ -18,6 +18,8 @@ export interface NativeOptions {
   reusePort: boolean
   ipv6Only: boolean
   thread: boolean
+  /** Options::linger_us: with thread, how long the receive thread may hold a batch. */
+  lingerMicroseconds: number
   coalesce: boolean
   /** Options::spread_over: reuseport group members to spread over (SO_ATTACH_REUSEPORT_CBPF); 0 = the flow hash. */
   spreadOver: number

@@ -80,6 +80,19 @@ export interface ListenOptions {
    */
   thread?: boolean
   /**
+   * With `thread: true`: milliseconds (fractions allowed, at most 1000) the receive thread may hold
+   * what it received before handing it to JavaScript, so that at low rates JS gets one larger batch
+   * a linger instead of one a burst. A receive that empties the kernel's queue starts the hold; the
+   * thread then sleeps and takes what arrived meanwhile in one receive call when it ends. A receive
+   * that fills every credited buffer starts none (JS is woken at once), and `close()` or `destroy()`
+   * end a hold at once. Trades latency (at most `linger` more per datagram) for CPU: measured on a
+   * 2-core VM at 50k 200-byte datagrams/s, `dgram-ring listen` went from 2.9 to 1.8 µs a datagram
+   * with 10 ms. The kernel's receive buffer must hold what arrives during a linger
+   * (`recvBufferSize`). `linger` without `thread: true` is `ERR_INVALID_ARG_VALUE`; with the
+   * `io_uring` backend or on Windows, `ERR_DGRAM_RING_UNSUPPORTED`. Default `0`: JS is woken at once.
+   */
+  linger?: number
+  /**
    * UDP receive coalescing (Linux `UDP_GRO`, Windows URO): the kernel may hand over several
    * datagrams of one flow (same source, same size, as a GSO sender or a
    * burst makes them) in one buffer, which the ring splits back into
@@ -217,7 +230,7 @@ const IPPROTO_RAW = 255
 /** @internal Every option, in the order it is read (listenWorkers passes them on to its workers). */
 export const OPTION_KEYS = [
   'type', 'protocol', 'address', 'port', 'ringSize', 'bufferSize', 'highWaterMark',
-  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'thread', 'coalesce', 'ttl', 'tos', 'timestamp',
+  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'thread', 'linger', 'coalesce', 'ttl', 'tos', 'timestamp',
   'multicast', 'backend', 'signal', 'balance', 'spreadOver',
 ] as const satisfies readonly (keyof ListenOptions)[]
 
@@ -245,6 +258,21 @@ function boolean(options: Snapshot, name: OptionKey): boolean {
   const value = options[name]
   if (value === undefined) return false
   if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value)
+  return value
+}
+
+// Milliseconds the receive thread may hold a batch: only with the thread, which only the POSIX
+// backends but io_uring have. Explicit `thread: false` with a linger is a contradiction (an
+// invalid value); thread from DGRAM_RING_THREAD counts as given.
+function resolveLinger(options: Snapshot, thread: boolean, backend: string): number {
+  const value = options.linger
+  if (value === undefined) return 0
+  if (typeof value !== 'number') throw invalidArgType('linger', 'of type number', value)
+  if (!(value >= 0 && value <= 1000)) throw outOfRange('linger', 'a number of milliseconds >= 0 and <= 1000', value)
+  if (value === 0) return 0
+  if (process.platform === 'win32') throw unsupported('linger', 'Windows receives are posted buffers, with no receive thread to hold them')
+  if (backend === 'io_uring') throw unsupported('linger', 'the io_uring backend reaps on the event loop, with no receive thread to hold datagrams')
+  if (!thread) throw invalidArgValue('linger', 'needs thread: true (the receive thread is what holds datagrams)', value)
   return value
 }
 
@@ -349,6 +377,8 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
   if (backend !== 'auto' && !binding.backends.includes(backend)) {
     throw backendUnavailable(backend, binding.backends, binding.backendUnavailable(backend))
   }
+  const thread = options.thread === undefined ? process.env.DGRAM_RING_THREAD === '1' : boolean(options, 'thread')
+  const linger = resolveLinger(options, thread, backend)
   const reusePort = boolean(options, 'reusePort')
   const spreadOver = resolveBalance(options, reusePort, raw)
   const signal = options.signal
@@ -365,7 +395,8 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
     reuseAddr: boolean(options, 'reuseAddr'),
     reusePort,
     ipv6Only: boolean(options, 'ipv6Only'),
-    thread: options.thread === undefined ? process.env.DGRAM_RING_THREAD === '1' : boolean(options, 'thread'),
+    thread,
+    lingerMicroseconds: Math.round(linger * 1000),
     coalesce,
     ttl: boolean(options, 'ttl'),
     tos: boolean(options, 'tos'),

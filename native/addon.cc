@@ -238,6 +238,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     options.reuse_port = o.Get("reusePort").ToBoolean();
     options.ipv6_only = o.Get("ipv6Only").ToBoolean();
     options.thread = o.Get("thread").ToBoolean();
+    options.linger_us = o.Get("lingerMicroseconds").ToNumber().Uint32Value();
     options.coalesce = o.Get("coalesce").ToBoolean();
     options.ttl = o.Get("ttl").ToBoolean();
     options.tos = o.Get("tos").ToBoolean();

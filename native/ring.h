@@ -76,6 +76,7 @@ struct Options {
   bool reuse_port = false;
   bool ipv6_only = false;
   bool thread = false;  // a receive thread fills the ring while JS runs (POSIX backend)
+  uint32_t linger_us = 0;  // with thread: how long it may hold a batch before waking JS (≤ 1 s)
   bool coalesce = false;  // a buffer may hold several datagrams of one flow (Linux UDP_GRO, Windows URO)
   bool ttl = false;        // IP_RECVTTL / IPV6_RECVHOPLIMIT → Completion::ttl
   bool tos = false;        // IP_RECVTOS / IPV6_RECVTCLASS → Completion::tos

@@ -38,7 +38,7 @@ LOGS=$OUT/build/logs
 SUPP=$ROOT/scripts/lsan.supp
 TIMEOUT=${ASAN_TEST_TIMEOUT:-300}
 DEFAULT_TESTS="test/receive.test.mjs test/options.test.mjs test/lifetime.test.mjs test/teardown.test.mjs test/backpressure.test.mjs test/raw.test.mjs test/accounting.test.mjs test/faults.test.mjs test/crossing.test.mjs test/coalesce.test.mjs test/payload-memory.test.mjs test/send.test.mjs"
-DEFAULT_TESTS+=" test/metadata.test.mjs test/multicast.test.mjs"  # per-datagram metadata and multicast joins
+DEFAULT_TESTS+=" test/metadata.test.mjs test/multicast.test.mjs test/linger.test.mjs"  # per-datagram metadata, multicast joins, the receive thread's linger
 start=$(date +%s)
 log() { echo "== test:asan [$(($(date +%s) - start))s] $*"; }
 

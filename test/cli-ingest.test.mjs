@@ -9,11 +9,11 @@ import { isRoot, machine, skipUnless, tool } from './lib/helpers.mjs'
 const linux = process.platform === 'linux'
 const rootOnLinux = machine(linux && isRoot, 'needs root on Linux (SO_RCVBUFFORCE; dropping CAP_NET_ADMIN alone)')
 
-t.test('by default: a receive thread and a 16 MiB receive buffer (where granted), in the listening line', { skip: skipUnless(rootOnLinux) }, async (t) => {
+t.test('by default: a receive thread lingering 10 ms and a 16 MiB receive buffer (where granted), in the listening line', { skip: skipUnless(rootOnLinux) }, async (t) => {
   const listener = await startListen(t, ['--count', '1'])
   listener.child.kill('SIGINT')
   const result = await listener.exited
-  t.match(stderrLines(result)[0], /^dgram-ring: listening on 127\.0\.0\.1:\d+ \(recvmmsg, receive thread, receive buffer 16 MiB\)$/)
+  t.match(stderrLines(result)[0], /^dgram-ring: listening on 127\.0\.0\.1:\d+ \(recvmmsg, receive thread, linger 10 ms, receive buffer 16 MiB\)$/)
   t.notMatch(result.stderr, /warning/)
 })
 
@@ -22,6 +22,15 @@ t.test('--thread off and --recv-buffer-size: said as asked', { skip: skipUnless(
   listener.child.kill('SIGINT')
   const result = await listener.exited
   t.match(stderrLines(result)[0], /\(recvmmsg, receive buffer 1 MiB\)$/)
+})
+
+t.test('--linger: said as asked; 0 writes at once', { skip: skipUnless(rootOnLinux) }, async (t) => {
+  for (const [linger, said] of [['2.5', ', linger 2.5 ms'], ['0', '']]) {
+    const listener = await startListen(t, ['--linger', linger])
+    listener.child.kill('SIGINT')
+    const result = await listener.exited
+    t.match(stderrLines(result)[0], new RegExp(`\\(recvmmsg, receive thread${said}, receive buffer 16 MiB\\)$`), `--linger ${linger}`)
+  }
 })
 
 t.test('without CAP_NET_ADMIN the buffer is capped: a warning names net.core.rmem_max', { skip: skipUnless(rootOnLinux, tool('setpriv')) }, async (t) => {

@@ -22,7 +22,7 @@ t.test('--help, listen --help and --version', async (t) => {
   t.equal(help.stderr, '')
   const listenHelp = await run(['listen', '--help'])
   t.equal(listenHelp.code, 0)
-  for (const flag of ['--address', '--port', '--type', '--reuse-port', '--count', '--duration', '--parse', '--encoding', '--timezone', '--backend', '--ring-size', '--buffer-size', '--recv-buffer-size', '--stats']) {
+  for (const flag of ['--address', '--port', '--type', '--reuse-port', '--count', '--duration', '--parse', '--encoding', '--timezone', '--backend', '--ring-size', '--buffer-size', '--recv-buffer-size', '--thread', '--linger', '--stats']) {
     t.match(listenHelp.stdout, flag)
   }
   t.equal(listenHelp.stderr, '')
@@ -63,6 +63,10 @@ t.test('bad command lines: one line on stderr, exit 2', async (t) => {
     ['listen', '--timezone', 'UTC'],
     ['listen', '--address', '::1', '--type', 'udp4'],
     ['listen', '--address', '127.0.0.1', '--type', 'udp6'],
+    ['listen', '--linger', 'soon'],
+    ['listen', '--linger', '1001'],
+    ['listen', '--linger', '-1'],
+    ['listen', '--thread', 'off', '--linger', '5'],
   ]
   for (const args of cases) {
     const result = await run(args)
