@@ -54,6 +54,16 @@ socklen_t WriteName(const uint32_t* r, sockaddr_storage* name) {
                                            static_cast<uint16_t>(r[kSendPort]), name));
 }
 
+// Writes one control message holding `value` at `c`; returns the room it takes.
+template <typename Value>
+size_t PutControl(cmsghdr* c, int level, int type, const Value& value) {
+  c->cmsg_level = level;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(sizeof value);
+  memcpy(CMSG_DATA(c), &value, sizeof value);
+  return CMSG_SPACE(sizeof value);
+}
+
 // Writes the control messages of a message for row `r` (`segment` > 0: UDP
 // GSO of that size) into `control`; returns their length.
 size_t WriteControl(bool ipv6_socket, const uint32_t* r, uint16_t segment, uint8_t* control) {
@@ -69,33 +79,19 @@ size_t WriteControl(bool ipv6_socket, const uint32_t* r, uint16_t segment, uint8
       in6_pktinfo info{};
       if (from) memcpy(&info.ipi6_addr, r + kSendFrom, 16);
       info.ipi6_ifindex = r[kSendInterface];
-      c->cmsg_level = IPPROTO_IPV6;
-      c->cmsg_type = IPV6_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof info);
-      memcpy(CMSG_DATA(c), &info, sizeof info);
-      used += CMSG_SPACE(sizeof info);
+      used += PutControl(c, IPPROTO_IPV6, IPV6_PKTINFO, info);
     } else {
 #if defined(IP_PKTINFO)
       in_pktinfo info{};
       if (from) memcpy(&info.ipi_spec_dst, r + kSendFrom, 4);
       info.ipi_ifindex = static_cast<int>(r[kSendInterface]);
-      c->cmsg_level = IPPROTO_IP;
-      c->cmsg_type = IP_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof info);
-      memcpy(CMSG_DATA(c), &info, sizeof info);
-      used += CMSG_SPACE(sizeof info);
+      used += PutControl(c, IPPROTO_IP, IP_PKTINFO, info);
 #endif
     }
     c = reinterpret_cast<cmsghdr*>(control + used);
   }
 #ifdef __linux__
-  if (segment > 0) {
-    c->cmsg_level = SOL_UDP;
-    c->cmsg_type = UDP_SEGMENT;
-    c->cmsg_len = CMSG_LEN(sizeof segment);
-    memcpy(CMSG_DATA(c), &segment, sizeof segment);
-    used += CMSG_SPACE(sizeof segment);
-  }
+  if (segment > 0) used += PutControl(c, SOL_UDP, UDP_SEGMENT, segment);
 #endif
   return used;
 }

@@ -32,6 +32,16 @@ int WriteName(const uint32_t* r, sockaddr_storage* name) {
                                            static_cast<uint16_t>(r[kSendPort]), name));
 }
 
+// Writes one control message holding `value` at `c`; returns the room it takes.
+template <typename Value>
+ULONG PutControl(WSACMSGHDR* c, int level, int type, const Value& value) {
+  c->cmsg_level = level;
+  c->cmsg_type = type;
+  c->cmsg_len = WSA_CMSG_LEN(sizeof value);
+  memcpy(WSA_CMSG_DATA(c), &value, sizeof value);
+  return static_cast<ULONG>(WSA_CMSG_SPACE(sizeof value));
+}
+
 ULONG WriteControl(bool ipv6_socket, const uint32_t* r, char* control) {
   bool from = (r[kSendFlags] & kSendHasFrom) != 0;
   if (!from && r[kSendInterface] == 0) return 0;
@@ -41,20 +51,12 @@ ULONG WriteControl(bool ipv6_socket, const uint32_t* r, char* control) {
     IN6_PKTINFO info{};
     if (from) memcpy(&info.ipi6_addr, r + kSendFrom, 16);
     info.ipi6_ifindex = r[kSendInterface];
-    c->cmsg_level = IPPROTO_IPV6;
-    c->cmsg_type = IPV6_PKTINFO;
-    c->cmsg_len = WSA_CMSG_LEN(sizeof info);
-    memcpy(WSA_CMSG_DATA(c), &info, sizeof info);
-    return static_cast<ULONG>(WSA_CMSG_SPACE(sizeof info));
+    return PutControl(c, IPPROTO_IPV6, IPV6_PKTINFO, info);
   }
   IN_PKTINFO info{};
   if (from) memcpy(&info.ipi_addr, r + kSendFrom, 4);
   info.ipi_ifindex = r[kSendInterface];
-  c->cmsg_level = IPPROTO_IP;
-  c->cmsg_type = IP_PKTINFO;
-  c->cmsg_len = WSA_CMSG_LEN(sizeof info);
-  memcpy(WSA_CMSG_DATA(c), &info, sizeof info);
-  return static_cast<ULONG>(WSA_CMSG_SPACE(sizeof info));
+  return PutControl(c, IPPROTO_IP, IP_PKTINFO, info);
 }
 
 }  // namespace

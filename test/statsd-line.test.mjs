@@ -8,7 +8,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import path from 'node:path'
 import { root } from './lib/helpers.mjs'
-import { makeBatch } from './lib/batch.mjs'
+import { lineFields, makeBatch } from './lib/batch.mjs'
 
 const { batchFormatter } = await import(path.join(root, 'dist', 'cli', 'format.js'))
 const { LineBuffer } = await import(path.join(root, 'dist', 'cli', 'output.js'))
@@ -29,9 +29,7 @@ function datagram(data, i = 0) {
 }
 
 function expected(d) {
-  const fields = { remoteAddress: d.remoteAddress, remotePort: d.remotePort }
-  if (d.localAddress !== undefined) Object.assign(fields, { localAddress: d.localAddress, interfaceIndex: d.interfaceIndex })
-  Object.assign(fields, { receivedAt: new Date(RECEIVED).toISOString(), size: d.data.length, truncated: d.truncated })
+  const fields = lineFields(d, RECEIVED)
   return parseStatsd(d.data, { truncated: d.truncated }).map((metric) => `${JSON.stringify({ ...fields, ...metric })}\n`).join('')
 }
 

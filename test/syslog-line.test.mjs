@@ -8,7 +8,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import path from 'node:path'
 import { root } from './lib/helpers.mjs'
-import { makeBatch } from './lib/batch.mjs'
+import { lineFields, makeBatch } from './lib/batch.mjs'
 
 const { batchFormatter } = await import(path.join(root, 'dist', 'cli', 'format.js'))
 const { LineBuffer } = await import(path.join(root, 'dist', 'cli', 'output.js'))
@@ -31,9 +31,7 @@ function datagram(data, i = 0, truncated = false) {
 
 /** What the command wrote before it scanned bytes: the fields and the parsed record, spread. */
 function expected(d, receivedAt, timeZone) {
-  const fields = { remoteAddress: d.remoteAddress, remotePort: d.remotePort }
-  if (d.localAddress !== undefined) Object.assign(fields, { localAddress: d.localAddress, interfaceIndex: d.interfaceIndex })
-  Object.assign(fields, { receivedAt: new Date(receivedAt).toISOString(), size: d.data.length, truncated: d.truncated })
+  const fields = lineFields(d, receivedAt)
   return `${JSON.stringify({ ...fields, ...parseSyslog(d.data, { truncated: d.truncated, now: () => receivedAt, timeZone }) })}\n`
 }
 

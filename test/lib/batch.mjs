@@ -20,6 +20,17 @@ function addressBytes(address) {
 }
 
 /**
+ * The fields the command writes before a datagram's payload or records, as
+ * the object that `JSON.stringify({ ...fields, ...record })` would spread:
+ * what a line written from the bytes must equal.
+ */
+export function lineFields(d, receivedAt) {
+  const fields = { remoteAddress: d.remoteAddress, remotePort: d.remotePort }
+  if (d.localAddress !== undefined) Object.assign(fields, { localAddress: d.localAddress, interfaceIndex: d.interfaceIndex })
+  return Object.assign(fields, { receivedAt: new Date(receivedAt).toISOString(), size: d.data.length, truncated: d.truncated })
+}
+
+/**
  * One batch of `datagrams` ({ data, remoteAddress, remotePort, localAddress?,
  * interfaceIndex?, truncated }), received at `receivedAt`.
  */
