@@ -19,6 +19,10 @@
 // drops + discarded + not written; rsyslog reports none).
 //
 //   --seconds S       sending time a step, at most 5 (default 3)
+//   --runs N          repeat every step N times (default 1), the receivers taking turns at each
+//                     step so that a slow spell of the machine falls on all of them; the table
+//                     shows medians (and the range of the CPU a message), a rate as lossless
+//                     only if every run of it was
 //   --warmup S        before each step, S seconds at its rate (50k/s before flat out) that count
 //                     in the loss but not in the CPU a message: V8's warm-up (default 1; 0: none)
 //   --rates A,B,...   paced steps in messages/s (default 25000,50000,100000,200000)
@@ -52,7 +56,7 @@ const RECEIVERS = {
 const usage = (code) => printUsage(import.meta.url, code)
 
 function parseArgs(argv) {
-  const o = { seconds: 3, warmup: 1, rates: [25000, 50000, 100000, 200000], receivers: Object.keys(RECEIVERS), size: 200, senderCpu: 0, receiverCpu: 1, pin: true, cpuProf: undefined, json: undefined }
+  const o = { seconds: 3, runs: 1, warmup: 1, rates: [25000, 50000, 100000, 200000], receivers: Object.keys(RECEIVERS), size: 200, senderCpu: 0, receiverCpu: 1, pin: true, cpuProf: undefined, json: undefined }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const next = () => {
@@ -63,6 +67,7 @@ function parseArgs(argv) {
     switch (arg) {
       case '--seconds': o.seconds = number(next(), 0.5, 5); break
       case '--warmup': o.warmup = number(next(), 0, 5); break
+      case '--runs': o.runs = number(next(), 1, 20); break
       case '--rates': o.rates = next().split(',').map((r) => number(r, 1, 1e8)); break
       case '--receivers':
         o.receivers = next().split(',')
@@ -229,34 +234,48 @@ function available(kind) {
   }
 }
 
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
 export async function main(argv) {
   const o = parseArgs(argv)
   const results = []
   const rows = []
-  for (const kind of o.receivers) {
-    if (!available(kind)) {
-      console.log(`${RECEIVERS[kind]}: skipped (rsyslogd not found: Debian package rsyslog)`)
-      continue
-    }
-    const steps = []
+  const kinds = o.receivers.filter((kind) => {
+    if (available(kind)) return true
+    console.log(`${RECEIVERS[kind]}: skipped (rsyslogd not found: Debian package rsyslog)`)
+    return false
+  })
+  const steps = new Map(kinds.map((kind) => [kind, []]))
+  for (let run = 1; run <= o.runs; run++) {
     for (const rate of [...o.rates, 0]) {
-      const r = await step(o, kind, rate)
-      steps.push(r)
-      results.push(r)
-      console.error(`${kind} ${rate ? `${rate}/s` : 'flat out'}: sent ${r.sent}, written ${r.written}, lost ${r.lost} (${((r.lost / r.sent) * 100).toFixed(2)} %), ` +
-        `${r.cpuUsPerMessage?.toFixed(2)} µs CPU a message${r.reported ? `, own report: ${r.reported.lost} lost (${r.reported.matches ? 'matches' : 'DOES NOT match'})` : ''}`)
+      for (const kind of kinds) {
+        const r = await step(o, kind, rate)
+        steps.get(kind).push(r)
+        results.push({ run, ...r })
+        console.error(`${o.runs > 1 ? `run ${run}: ` : ''}${kind} ${rate ? `${rate}/s` : 'flat out'}: sent ${r.sent}, written ${r.written}, lost ${r.lost} (${((r.lost / r.sent) * 100).toFixed(2)} %), ` +
+          `${r.cpuUsPerMessage?.toFixed(2)} µs CPU a message${r.reported ? `, own report: ${r.reported.lost} lost (${r.reported.matches ? 'matches' : 'DOES NOT match'})` : ''}`)
+      }
     }
-    const lossless = steps.filter((s) => s.rate > 0 && s.lost <= s.sent * 0.001).map((s) => s.rate)
-    const at50k = steps.find((s) => s.rate === 50000)
-    const flat = steps.find((s) => s.rate === 0)
-    const reports = steps.filter((s) => s.reported)
+  }
+  for (const kind of kinds) {
+    const mine = steps.get(kind)
+    const lossless = o.rates.filter((rate) => mine.filter((s) => s.rate === rate).every((s) => s.lost <= s.sent * 0.001))
+    const at50k = mine.filter((s) => s.rate === 50000 && s.cpuUsPerMessage !== undefined).map((s) => s.cpuUsPerMessage)
+    const cpu50k = at50k.length === 0 ? '–' : at50k.length === 1 ? at50k[0].toFixed(2) : `${median(at50k).toFixed(2)} (${Math.min(...at50k).toFixed(2)}–${Math.max(...at50k).toFixed(2)})`
+    const flat = median(mine.filter((s) => s.rate === 0).map((s) => s.deliveredPerSecond))
+    const reports = mine.filter((s) => s.reported)
     rows.push(
-      `| ${RECEIVERS[kind]} | ${lossless.length ? `${Math.max(...lossless) / 1000}k/s` : 'none'} | ${at50k?.cpuUsPerMessage?.toFixed(2) ?? '–'} | ${Math.round(flat.deliveredPerSecond / 1000)}k | ` +
+      `| ${RECEIVERS[kind]} | ${lossless.length ? `${Math.max(...lossless) / 1000}k/s` : 'none'} | ${cpu50k} | ${Math.round(flat / 1000)}k | ` +
         `${reports.length ? (reports.every((s) => s.reported.matches) ? `yes, exact in ${reports.length} of ${reports.length} steps` : 'yes, but it did NOT match') : 'no'} |`,
     )
   }
   const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? 'unknown CPU'
-  console.log(`\n${o.size}-byte RFC 5424 messages from bench/sl5424.c, ${o.seconds} s a step; ${os.cpus().length} cores (${cpu}), Linux ${os.release()}, Node ${process.version}`)
+  const runs = o.runs > 1 ? `, ${o.runs} runs (medians; receivers taking turns at each step)` : ''
+  console.log(`\n${o.size}-byte RFC 5424 messages from bench/sl5424.c, ${o.seconds} s a step${runs}; ${os.cpus().length} cores (${cpu}), Linux ${os.release()}, Node ${process.version}`)
   console.log(`sender on core ${o.senderCpu}, each receiver alone on core ${o.receiverCpu}; receive buffer 16 MiB for all; ${o.warmup ? `${o.warmup} s of warm-up a step (in the loss, not in the CPU)` : "no warm-up"}\n`)
   console.log('| receiver | max rate with ≤ 0.1 % loss | CPU µs a message at 50k/s | flat out: delivered/s | reports its own loss |')
   console.log('| --- | ---: | ---: | ---: | --- |')
