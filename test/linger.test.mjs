@@ -3,8 +3,10 @@
 // receive that fills every credited buffer is not held; close() and destroy()
 // end a hold at once, and every datagram held is delivered or counted.
 import dgram from 'node:dgram'
+import { execFile } from 'node:child_process'
+import path from 'node:path'
 import t from 'tap'
-import { backends, listenFor } from './lib/helpers.mjs'
+import { backends, listenFor, root } from './lib/helpers.mjs'
 
 const threaded = backends.filter((b) => b === 'recvmmsg' || b === 'recvmsg')
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -94,4 +96,22 @@ for (const backend of threaded) {
       if (how === 'destroy') t.equal(received.length, stats.received)
     })
   }
+
+  t.test(`${backend}: process exit and worker.terminate() during a hold: no crash, no wait for the linger`, async (t) => {
+    const fixture = path.join(root, 'test', 'fixtures', 'linger-lifetime.mjs')
+    const env = { ...process.env, DGRAM_RING_BACKEND: backend }
+    for (const how of ['exit', 'worker']) {
+      const { code, stdout, stderr } = await new Promise((resolve) => {
+        execFile(process.execPath, [fixture, root, how], { timeout: 60_000, env }, (error, stdout, stderr) =>
+          resolve({ code: error ? error.code ?? error.signal : 0, stdout, stderr }),
+        )
+      })
+      t.equal(code, 0, `${how}: ${stderr}`)
+      t.equal(stderr, '', `${how}: nothing on stderr`)
+      if (how !== 'worker') continue
+      const { terminated, ms } = JSON.parse(stdout)
+      t.equal(terminated, 1, 'terminated')
+      t.ok(ms < 800, `terminate() took ${ms} ms, less than the linger`)
+    }
+  })
 }
