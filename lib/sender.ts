@@ -239,6 +239,11 @@ export class SendQueue {
   #blocked: Batch | undefined
   #timer: NodeJS.Timeout | undefined
   #closed = false
+  // The payloads of a batch, copied together. Used again for every batch (one
+  // is in flight at a time, #blocked included): a fresh buffer a batch was
+  // fresh pages to fault in, which cost sender()'s 1024-datagram batches of
+  // 1400 bytes more than the send itself (measured: 57 % of its CPU).
+  #scratch: Buffer = Buffer.allocUnsafeSlow(0)
 
   constructor(target: SendTarget) {
     this.#target = target
@@ -303,7 +308,8 @@ export class SendQueue {
     } else {
       let total = 0
       for (const item of items) total += item.data.byteLength
-      payloads = Buffer.allocUnsafe(total)
+      if (total > this.#scratch.length) this.#scratch = Buffer.allocUnsafeSlow(Math.max(total, 2 * this.#scratch.length))
+      payloads = this.#scratch.subarray(0, total)
     }
     let offset = 0
     for (let i = 0; i < count; i++) {
