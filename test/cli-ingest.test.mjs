@@ -4,7 +4,7 @@
 import t from 'tap'
 import { execFileSync, spawn } from 'node:child_process'
 import { cli, LIMIT_MS, startListen, stderrLines, until } from './lib/cli.mjs'
-import { isRoot, machine, skipUnless, tool } from './lib/helpers.mjs'
+import { isRoot, machine, ring, skipUnless, tool } from './lib/helpers.mjs'
 
 const linux = process.platform === 'linux'
 const rootOnLinux = machine(linux && isRoot, 'needs root on Linux (SO_RCVBUFFORCE; dropping CAP_NET_ADMIN alone)')
@@ -31,6 +31,13 @@ t.test('--linger: said as asked; 0 writes at once', { skip: skipUnless(rootOnLin
     const result = await listener.exited
     t.match(stderrLines(result)[0], new RegExp(`\\(recvmmsg, receive thread${said}, receive buffer 16 MiB\\)$`), `--linger ${linger}`)
   }
+})
+
+t.test('io_uring: no receive thread and no linger said, since it has neither', { skip: skipUnless(rootOnLinux, machine(ring.backends.includes('io_uring'), 'io_uring cannot run here')) }, async (t) => {
+  const listener = await startListen(t, ['--backend', 'io_uring'])
+  listener.child.kill('SIGINT')
+  const result = await listener.exited
+  t.match(stderrLines(result)[0], /\(io_uring, receive buffer 16 MiB\)$/)
 })
 
 t.test('without CAP_NET_ADMIN the buffer is capped: a warning names net.core.rmem_max', { skip: skipUnless(rootOnLinux, tool('setpriv')) }, async (t) => {

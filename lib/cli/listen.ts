@@ -112,7 +112,9 @@ function grantedRecvBuffer(stream: DatagramStream): number | undefined {
 /** The listening line, and a warning when the system gave less receive buffer than asked. */
 export function announce(stream: DatagramStream, command: ListenCommand, err: NodeJS.WriteStream): void {
   const granted = grantedRecvBuffer(stream)
-  const thread = command.options.thread && process.platform !== 'win32' ? ', receive thread' : ''
+  // io_uring and iocp have no receive thread of ours: the kernel fills their buffers.
+  const threaded = command.options.thread && (stream.backend === 'recvmmsg' || stream.backend === 'recvmsg')
+  const thread = threaded ? ', receive thread' : ''
   const linger = command.options.linger ? `, linger ${command.options.linger} ms` : ''
   const buffer = granted === undefined ? '' : `, receive buffer ${describeBytes(granted)}`
   err.write(`dgram-ring: listening on ${describeAddress(stream)} (${stream.backend}${thread}${linger}${buffer})\n`)
