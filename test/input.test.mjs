@@ -21,7 +21,7 @@ const fixture = (name) => path.join(root, 'test', 'fixtures', name)
 
 const OPTION_KEYS = [
   'type', 'protocol', 'address', 'port', 'ringSize', 'bufferSize', 'highWaterMark',
-  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'thread', 'coalesce', 'backend', 'signal',
+  'recvBufferSize', 'reuseAddr', 'reusePort', 'ipv6Only', 'thread', 'linger', 'coalesce', 'backend', 'signal',
   'ttl', 'tos', 'timestamp', 'multicast',
   'balance', 'spreadOver',
 ]
