@@ -53,6 +53,27 @@ function direct(payload) {
 
 const HEAD = '<165>1 2026-11-27T12:00:00.000Z host app 1234 ID47'
 
+t.test('datagrams from the sender of the one before, and from senders that differ in one field, get their own prefixes', (t) => {
+  const line = '<34>1 2026-11-27T18:00:00Z host app 1 ID - message'
+  const from = (remoteAddress, remotePort, localAddress, interfaceIndex, truncated = false) =>
+    ({ data: Buffer.from(line), remoteAddress, remotePort, localAddress, interfaceIndex, truncated })
+  check(t, [
+    from('192.0.2.1', 514, '127.0.0.1', 1),
+    from('192.0.2.1', 514, '127.0.0.1', 1),
+    from('192.0.2.1', 514, '127.0.0.1', 1, true),
+    from('192.0.2.1', 515, '127.0.0.1', 1),
+    from('192.0.2.2', 515, '127.0.0.1', 1),
+    from('192.0.2.2', 515, '127.0.0.2', 1),
+    from('192.0.2.2', 515, '127.0.0.2', 2),
+    from('192.0.2.2', 515, undefined, undefined),
+    from('192.0.2.2', 515, undefined, undefined),
+    from('::ffff:192.0.2.2', 515, undefined, undefined),
+    from('::ffff:192.0.2.2', 515, undefined, undefined),
+    from('192.0.2.2', 515, '127.0.0.2', 2),
+  ])
+  t.end()
+})
+
 t.test('RFC 5424 edge cases', async (t) => {
   check(t, [
     `${HEAD} - hello`,

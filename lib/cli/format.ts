@@ -86,19 +86,40 @@ export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding'
   const received = new EncodedText(',"receivedAt":"', '","size":', 0)
   // `{"remoteAddress":…,"truncated":…` without the closing brace. Fields the
   // OS did not report are left out, as JSON.stringify leaves out undefined.
+  // Most datagrams of a batch come from the sender of the one before: their
+  // prefix up to "size" is then that one's again, copied from the output
+  // (`reused` says where it lies; reset for every call of the formatter).
+  const reused = { row: -1, start: 0, end: 0 }
+  const SAME_SENDER = F.remoteIPv6 | F.hasLocal | F.localIPv6 | F.hasTimestamp
+  const sameSender = (table: Uint32Array, row: number, previous: number): boolean =>
+    previous >= 0 &&
+    ((table[row + T.flags] as number) & SAME_SENDER) === ((table[previous + T.flags] as number) & SAME_SENDER) &&
+    ((table[row + T.flags] as number) & (F.remoteIPv6 | F.localIPv6 | F.hasTimestamp)) === 0 &&
+    table[row + T.remoteAddress] === table[previous + T.remoteAddress] &&
+    table[row + T.remotePort] === table[previous + T.remotePort] &&
+    table[row + T.localAddress] === table[previous + T.localAddress] &&
+    table[row + T.interfaceIndex] === table[previous + T.interfaceIndex]
   const prefix = (batch: DatagramBatch, index: number, out: LineBuffer): void => {
     const table = batch.table
     const row = index * T.stride
     const flags = table[row + T.flags] as number
-    // Addresses come formatted (and cached) as a Datagram's do, without making one.
-    out.bytes(remote.of(formatAddress(batch, row + T.remoteAddress, (flags & F.remoteIPv6) !== 0)))
-    out.integer(table[row + T.remotePort] as number)
-    if (flags & F.hasLocal) {
-      out.bytes(local.of(formatAddress(batch, row + T.localAddress, (flags & F.localIPv6) !== 0)))
-      out.integer(table[row + T.interfaceIndex] as number)
+    if (sameSender(table, row, reused.row)) {
+      out.repeat(reused.start, reused.end)
+    } else {
+      const start = out.length
+      // Addresses come formatted (and cached) as a Datagram's do, without making one.
+      out.bytes(remote.of(formatAddress(batch, row + T.remoteAddress, (flags & F.remoteIPv6) !== 0)))
+      out.integer(table[row + T.remotePort] as number)
+      if (flags & F.hasLocal) {
+        out.bytes(local.of(formatAddress(batch, row + T.localAddress, (flags & F.localIPv6) !== 0)))
+        out.integer(table[row + T.interfaceIndex] as number)
+      }
+      // The kernel's receive time where the socket asked for it (`timestamp`), else the batch's.
+      out.bytes(received.of(flags & F.hasTimestamp ? kernelMilliseconds(table, row) : batch.receivedAt))
+      reused.start = start
+      reused.end = out.length
     }
-    // The kernel's receive time where the socket asked for it (`timestamp`), else the batch's.
-    out.bytes(received.of(flags & F.hasTimestamp ? kernelMilliseconds(table, row) : batch.receivedAt))
+    reused.row = row
     out.integer(table[row + T.length] as number)
     out.bytes(flags & F.truncated ? TRUE : FALSE)
   }
@@ -119,6 +140,7 @@ export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding'
       const timeZone = command.timeZone
       const lines = new SyslogLineWriter(zoneConverter(timeZone ?? 'UTC'))
       return (batch, from, to, out) => {
+        reused.row = -1
         const bytes = batch.bytes
         const table = batch.table
         const receivedAt = batch.receivedAt
@@ -140,6 +162,7 @@ export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding'
     case 'statsd': {
       const lines = new StatsdLineWriter()
       return (batch, from, to, out) => {
+        reused.row = -1
         const bytes = batch.bytes
         const table = batch.table
         for (let i = from; i < to; i++) {
@@ -165,6 +188,7 @@ export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding'
     case 'raw': {
       const encoding = command.encoding
       return (batch, from, to, out) => {
+        reused.row = -1
         const bytes = batch.bytes
         const table = batch.table
         for (let i = from; i < to; i++) {
