@@ -418,7 +418,7 @@ class MmsgBackend final : public Backend {
   //
   // Linger (Options::linger_us): a receive that empties the queue starts a
   // hold. The thread then sleeps, socket unwatched, until the hold's end, and
-  // a single receive takes what arrived meanwhile before the loop is woken:
+  // takes what arrived meanwhile before the loop is woken:
   // at low rates, one wake-up and one receive call a linger instead of one of
   // each a burst (measured on a 2-core VM at 50k/s: dgram-ring listen's cost
   // a 200-byte datagram fell from 2.9 to 1.6 µs with 10 ms). Each time, the
