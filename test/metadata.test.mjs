@@ -26,13 +26,19 @@ async function tosSend(address, port, tos, ttl, count = 1) {
 // tos_send is a POSIX program: no sender under wine sets a TOS (node:dgram cannot).
 const noTosSender = process.platform === 'win32' ? 'the TOS sender (test/tools/tos_send.c) is a POSIX program; node:dgram sets no TOS' : false
 
+// A node:dgram client bound to `address`, sending with TTL / hop limit `ttl`.
+async function ttlSender(t, type, address, ttl) {
+  const sender = client(t, type)
+  sender.bind(0, address)
+  await new Promise((resolve) => sender.once('listening', resolve))
+  sender.setTTL(ttl)
+  return sender
+}
+
 for (const backend of backends) {
   t.test(`${backend}: without the options no metadata field is there, nor in toJSON / toObject`, async (t) => {
     const stream = await listenFor(t, { address: '127.0.0.1', backend })
-    const sender = client(t)
-    sender.bind(0, '127.0.0.1')
-    await new Promise((resolve) => sender.once('listening', resolve))
-    sender.setTTL(42)
+    const sender = await ttlSender(t, 'udp4', '127.0.0.1', 42)
     await sendAll(sender, [Buffer.from('plain')], stream.address().port, '127.0.0.1')
     const [d] = await take(stream, 1)
     for (const field of FIELDS) {
@@ -44,10 +50,7 @@ for (const backend of backends) {
 
   t.test(`${backend}: ttl: true reads back the TTL an IPv4 sender set`, async (t) => {
     const stream = await listenFor(t, { address: '127.0.0.1', backend, ttl: true })
-    const sender = client(t)
-    sender.bind(0, '127.0.0.1')
-    await new Promise((resolve) => sender.once('listening', resolve))
-    sender.setTTL(42)
+    const sender = await ttlSender(t, 'udp4', '127.0.0.1', 42)
     await sendAll(sender, [Buffer.from('a')], stream.address().port, '127.0.0.1')
     sender.setTTL(7)
     await sendAll(sender, [Buffer.from('b')], stream.address().port, '127.0.0.1')
@@ -65,10 +68,7 @@ for (const backend of backends) {
   const noHopSender = process.platform === 'win32' ? "node:dgram's setTTL() on a udp6 socket does not set the hop limit on Windows (libuv sets IPV6_HOPLIMIT)" : false
   t.test(`${backend}: ttl: true reads back the hop limit an IPv6 sender set`, { skip: noHopSender }, async (t) => {
     const stream = await listenFor(t, { address: '::1', backend, ttl: true })
-    const sender = client(t, 'udp6')
-    sender.bind(0, '::1')
-    await new Promise((resolve) => sender.once('listening', resolve))
-    sender.setTTL(33)
+    const sender = await ttlSender(t, 'udp6', '::1', 33)
     await sendAll(sender, [Buffer.from('v6')], stream.address().port, '::1')
     const [d] = await take(stream, 1)
     t.equal(d.family, 'IPv6')
@@ -77,10 +77,7 @@ for (const backend of backends) {
 
   t.test(`${backend}: ttl: true on a dual-stack socket reads IPv4 TTLs too`, async (t) => {
     const stream = await listenFor(t, { address: '::', backend, ttl: true })
-    const sender = client(t)
-    sender.bind(0, '127.0.0.1')
-    await new Promise((resolve) => sender.once('listening', resolve))
-    sender.setTTL(19)
+    const sender = await ttlSender(t, 'udp4', '127.0.0.1', 19)
     await sendAll(sender, [Buffer.from('mapped')], stream.address().port, '127.0.0.1')
     const [d] = await take(stream, 1)
     t.equal(d.remoteAddress, '::ffff:127.0.0.1')
