@@ -90,11 +90,12 @@ export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding'
   // prefix up to "size" is then that one's again, copied from the output
   // (`reused` says where it lies; reset for every call of the formatter).
   const reused = { row: -1, start: 0, end: 0 }
-  const SAME_SENDER = F.remoteIPv6 | F.hasLocal | F.localIPv6 | F.hasTimestamp
-  const sameSender = (table: Uint32Array, row: number, previous: number): boolean =>
+  // Only IPv4 prefixes without a per-datagram time are reused: the rest are rare.
+  const NOT_REUSED = F.remoteIPv6 | F.localIPv6 | F.hasTimestamp
+  const sameSender = (table: Uint32Array, row: number, flags: number, previous: number): boolean =>
     previous >= 0 &&
-    ((table[row + T.flags] as number) & SAME_SENDER) === ((table[previous + T.flags] as number) & SAME_SENDER) &&
-    ((table[row + T.flags] as number) & (F.remoteIPv6 | F.localIPv6 | F.hasTimestamp)) === 0 &&
+    (flags & NOT_REUSED) === 0 &&
+    (flags & (NOT_REUSED | F.hasLocal)) === ((table[previous + T.flags] as number) & (NOT_REUSED | F.hasLocal)) &&
     table[row + T.remoteAddress] === table[previous + T.remoteAddress] &&
     table[row + T.remotePort] === table[previous + T.remotePort] &&
     table[row + T.localAddress] === table[previous + T.localAddress] &&
@@ -103,7 +104,7 @@ export function batchFormatter(command: Pick<ListenCommand, 'parse' | 'encoding'
     const table = batch.table
     const row = index * T.stride
     const flags = table[row + T.flags] as number
-    if (sameSender(table, row, reused.row)) {
+    if (sameSender(table, row, flags, reused.row)) {
       out.repeat(reused.start, reused.end)
     } else {
       const start = out.length
