@@ -3,6 +3,7 @@
 // it; use it directly to drive credits yourself.
 import net from 'node:net'
 import util from 'node:util'
+import { environmentBackend, lingerUnavailable } from './linger'
 import { binding, type NativeOptions, type NativeRingSocket } from './binding'
 import { DatagramBatch, formatIPv6, type AddressFamily } from './datagram'
 import { resolveMulticast, type MulticastMembership } from './multicast'
@@ -270,8 +271,8 @@ function resolveLinger(options: Snapshot, thread: boolean, backend: string): num
   if (typeof value !== 'number') throw invalidArgType('linger', 'of type number', value)
   if (!(value >= 0 && value <= 1000)) throw outOfRange('linger', 'a number of milliseconds >= 0 and <= 1000', value)
   if (value === 0) return 0
-  if (process.platform === 'win32') throw unsupported('linger', 'Windows receives are posted buffers, with no receive thread to hold them')
-  if (backend === 'io_uring') throw unsupported('linger', 'the io_uring backend reaps on the event loop, with no receive thread to hold datagrams')
+  const why = lingerUnavailable(backend)
+  if (why !== undefined) throw unsupported('linger', why)
   if (!thread) throw invalidArgValue('linger', 'needs thread: true (the receive thread is what holds datagrams)', value)
   return value
 }
@@ -366,7 +367,7 @@ export function resolveOptions(input: ListenOptions | undefined): ResolvedOption
     throw unsupported('coalesce: true', "it needs Linux's UDP_GRO or Windows' UDP_RECV_MAX_COALESCED_SIZE")
   }
   const multicast = resolveMulticast(options.multicast, ipv6Type(type), type)
-  const environment = process.env.DGRAM_RING_BACKEND || undefined // set but empty is unset
+  const environment = environmentBackend()
   const fromEnvironment = options.backend === undefined && environment !== undefined
   const backend = options.backend ?? environment ?? 'auto'
   if (typeof backend !== 'string') throw invalidArgType('backend', 'of type string', backend)

@@ -3,6 +3,7 @@
 // back into flags.
 import net from 'node:net'
 import { parseArgs } from 'node:util'
+import { lingerUnavailable } from '../linger'
 import type { BackendName, ListenOptions, SocketType } from '../socket'
 import { zoneConverter } from '../parsers/timezone'
 
@@ -140,12 +141,6 @@ function lingerFlag(flags: Flags): number | undefined {
   return ms
 }
 
-// Where the library can hold batches: its receive thread, which Windows and io_uring do not have.
-function canLinger(thread: boolean, backend: string | undefined): boolean {
-  const name = backend ?? (process.env.DGRAM_RING_BACKEND || 'auto')
-  return thread && process.platform !== 'win32' && name !== 'io_uring'
-}
-
 function addressFlag(flags: Flags): string | undefined {
   const address = flags.values.get('address')
   if (address !== undefined && address !== 'localhost' && net.isIP(address) === 0) {
@@ -245,7 +240,7 @@ export function parseListen(flags: Flags, backends: readonly string[]): ListenCo
     // A log receiver must not lose what arrives while JavaScript runs.
     thread,
     // Given explicitly where it cannot apply, the library says why (in flag terms).
-    linger: linger ?? (canLinger(thread, backend) ? DEFAULT_LINGER_MS : undefined),
+    linger: linger ?? (thread && lingerUnavailable(backend) === undefined ? DEFAULT_LINGER_MS : undefined),
   }
   return {
     recvBufferSize: options.recvBufferSize as number,
