@@ -13,7 +13,7 @@
 #include <cerrno>
 #endif
 
-#include <cstring>
+#include "sockaddr.h"
 
 namespace dgram_ring {
 
@@ -48,10 +48,22 @@ SysError InterfaceIndex(const MulticastJoin& join, uint32_t* index) {
 #endif
 }
 
-template <typename Address>
-void PutSockaddr(sockaddr_storage* storage, const Address& address) {
-  memset(storage, 0, sizeof *storage);
-  memcpy(storage, &address, sizeof address);
+// The protocol-independent joins (RFC 3678) on interface `index`, for either
+// family (`level`): `group`, from any source or (`source` not null) from that
+// one only. Addresses are 4 or 16 bytes, network order.
+SysError JoinByIndex(SocketHandle socket, int level, uint32_t index, const void* group, const void* source) {
+  bool ipv6 = level == IPPROTO_IPV6;
+  if (source == nullptr) {
+    group_req request = {};
+    request.gr_interface = index;
+    WriteSockaddr(ipv6, static_cast<const uint8_t*>(group), 0, &request.gr_group);
+    return Set(socket, level, MCAST_JOIN_GROUP, request) ? SysError{} : Failed("setsockopt");
+  }
+  group_source_req request = {};
+  request.gsr_interface = index;
+  WriteSockaddr(ipv6, static_cast<const uint8_t*>(group), 0, &request.gsr_group);
+  WriteSockaddr(ipv6, static_cast<const uint8_t*>(source), 0, &request.gsr_source);
+  return Set(socket, level, MCAST_JOIN_SOURCE_GROUP, request) ? SysError{} : Failed("setsockopt");
 }
 
 SysError JoinV4(SocketHandle socket, const MulticastJoin& join) {
@@ -76,23 +88,7 @@ SysError JoinV4(SocketHandle socket, const MulticastJoin& join) {
     request.imr_interface = interface_address;
     return Set(socket, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, request) ? SysError{} : Failed("setsockopt");
   }
-  sockaddr_in group_address = {};
-  group_address.sin_family = AF_INET;
-  group_address.sin_addr = group;
-  if (!specific) {
-    group_req request = {};
-    request.gr_interface = index;
-    PutSockaddr(&request.gr_group, group_address);
-    return Set(socket, IPPROTO_IP, MCAST_JOIN_GROUP, request) ? SysError{} : Failed("setsockopt");
-  }
-  sockaddr_in source_address = {};
-  source_address.sin_family = AF_INET;
-  source_address.sin_addr = source;
-  group_source_req request = {};
-  request.gsr_interface = index;
-  PutSockaddr(&request.gsr_group, group_address);
-  PutSockaddr(&request.gsr_source, source_address);
-  return Set(socket, IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, request) ? SysError{} : Failed("setsockopt");
+  return JoinByIndex(socket, IPPROTO_IP, index, &group, specific ? &source : nullptr);
 }
 
 SysError JoinV6(SocketHandle socket, const MulticastJoin& join) {
@@ -108,17 +104,7 @@ SysError JoinV6(SocketHandle socket, const MulticastJoin& join) {
     request.ipv6mr_interface = index;
     return Set(socket, IPPROTO_IPV6, IPV6_JOIN_GROUP, request) ? SysError{} : Failed("setsockopt");
   }
-  sockaddr_in6 group_address = {};
-  group_address.sin6_family = AF_INET6;
-  group_address.sin6_addr = group;
-  sockaddr_in6 source_address = {};
-  source_address.sin6_family = AF_INET6;
-  source_address.sin6_addr = source;
-  group_source_req request = {};
-  request.gsr_interface = index;
-  PutSockaddr(&request.gsr_group, group_address);
-  PutSockaddr(&request.gsr_source, source_address);
-  return Set(socket, IPPROTO_IPV6, MCAST_JOIN_SOURCE_GROUP, request) ? SysError{} : Failed("setsockopt");
+  return JoinByIndex(socket, IPPROTO_IPV6, index, &group, &source);
 }
 
 }  // namespace
