@@ -52,6 +52,15 @@ bool SetOption(SOCKET socket, int level, int name, DWORD value) {
   return setsockopt(socket, level, name, reinterpret_cast<const char*>(&value), sizeof value) == SOCKET_ERROR;
 }
 
+// Turns on the IPv4 option and, on an IPv6 socket, the IPv6 one too: a v6
+// socket may receive IPv4 (dual stack), and goes on without the IPv4 option,
+// as cmsg.cc's EnableBoth does on POSIX. True if one that matters failed
+// (WSAGetLastError says why), as SetOption.
+bool EnableBoth(SOCKET socket, bool ipv6, int v4_name, int v6_name) {
+  if (SetOption(socket, IPPROTO_IP, v4_name, 1) && !ipv6) return true;
+  return ipv6 && SetOption(socket, IPPROTO_IPV6, v6_name, 1);
+}
+
 void SetIoctl(SOCKET socket, DWORD code, BOOL value) {
   DWORD returned = 0;
   WSAIoctl(socket, code, &value, sizeof value, nullptr, 0, &returned, nullptr, nullptr);
@@ -88,10 +97,7 @@ SysError OpenSocket(const Options& options, UniqueSocket* owned, LPFN_WSARECVMSG
     return WsaError("setsockopt");
   if (options.recv_buffer_size > 0 && SetOption(socket, SOL_SOCKET, SO_RCVBUF, options.recv_buffer_size))
     return WsaError("setsockopt");
-  // A v6 socket may receive IPv4 (dual stack), reported with IP_PKTINFO.
-  // Like cmsg.cc, a v6 socket goes on without it.
-  if (SetOption(socket, IPPROTO_IP, IP_PKTINFO, 1) && !ipv6) return WsaError("setsockopt");
-  if (ipv6 && SetOption(socket, IPPROTO_IPV6, IPV6_PKTINFO, 1)) return WsaError("setsockopt");
+  if (EnableBoth(socket, ipv6, IP_PKTINFO, IPV6_PKTINFO)) return WsaError("setsockopt");
   // Receive coalescing (URO): the stack may fill one buffer with several
   // datagrams of one flow, up to this many bytes (a coalescing slot's room
   // less a UDP header, as msquic asks), and says their size in a
@@ -101,14 +107,8 @@ SysError OpenSocket(const Options& options, UniqueSocket* owned, LPFN_WSARECVMSG
   // ERR_DGRAM_RING_UNSUPPORTED (never a socket that silently does not coalesce).
   if (options.coalesce && SetOption(socket, IPPROTO_UDP, UDP_RECV_MAX_COALESCED_SIZE, kCoalescedBufferBytes - 8))
     return WsaError("setsockopt(UDP_RECV_MAX_COALESCED_SIZE)");
-  if (options.ttl) {
-    if (SetOption(socket, IPPROTO_IP, IP_HOPLIMIT, 1) && !ipv6) return WsaError("setsockopt");
-    if (ipv6 && SetOption(socket, IPPROTO_IPV6, IPV6_HOPLIMIT, 1)) return WsaError("setsockopt");
-  }
-  if (options.tos) {
-    if (SetOption(socket, IPPROTO_IP, IP_RECVTOS, 1) && !ipv6) return WsaError("setsockopt");
-    if (ipv6 && SetOption(socket, IPPROTO_IPV6, IPV6_RECVTCLASS, 1)) return WsaError("setsockopt");
-  }
+  if (options.ttl && EnableBoth(socket, ipv6, IP_HOPLIMIT, IPV6_HOPLIMIT)) return WsaError("setsockopt");
+  if (options.tos && EnableBoth(socket, ipv6, IP_RECVTOS, IPV6_RECVTCLASS)) return WsaError("setsockopt");
   if (options.timestamp) {
     // Receive timestamps (Windows 10 1903+): QueryPerformanceCounter ticks in
     // an SO_TIMESTAMP message, which cmsg.cc turns into epoch time.
