@@ -18,6 +18,14 @@
 // own loss report matches sent − written (dgram-ring's summary line: kernel
 // drops + discarded + not written; rsyslog reports none).
 //
+// Side by side: each dgram-ring receiver and its rsyslog counterpart (raw
+// with rsyslog's own format, syslog and statsd with its JSON template) run at
+// once on the receiver core, each with its own sender at 50k/s, and their CPU
+// is read over the same windows. Receivers measured in turn can fall into
+// different spells of a shared machine (this project's VM: the same receiver
+// 1.1 and 3.1 µs a message minutes apart); the same windows fall on both, so
+// their ratio holds.
+//
 //   --seconds S       sending time a step, at most 5 (default 3)
 //   --runs N          repeat every step N times (default 1), the receivers taking turns at each
 //                     step so that a slow spell of the machine falls on all of them; the table
@@ -30,8 +38,9 @@
 //   --size BYTES      message size (default 200)
 //   --sender-cpu N, --receiver-cpu N   cores (default 0 and 1); --no-pin
 //   --cpu-prof DIR    a V8 CPU profile of every dgram-ring step into DIR
+//   --side-by-side N  windows of the side-by-side table (default 3; 0: no such table)
 //   --json FILE       also write the results as JSON
-import { execFileSync, spawn } from 'node:child_process'
+import { execFile, execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -56,7 +65,7 @@ const RECEIVERS = {
 const usage = (code) => printUsage(import.meta.url, code)
 
 function parseArgs(argv) {
-  const o = { seconds: 3, runs: 1, warmup: 1, rates: [25000, 50000, 100000, 200000], receivers: Object.keys(RECEIVERS), size: 200, senderCpu: 0, receiverCpu: 1, pin: true, cpuProf: undefined, json: undefined }
+  const o = { seconds: 3, runs: 1, warmup: 1, rates: [25000, 50000, 100000, 200000], receivers: Object.keys(RECEIVERS), size: 200, senderCpu: 0, receiverCpu: 1, pin: true, cpuProf: undefined, json: undefined, sideBySide: 3 }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const next = () => {
@@ -78,6 +87,7 @@ function parseArgs(argv) {
       case '--receiver-cpu': o.receiverCpu = number(next(), 0, 4095); break
       case '--no-pin': o.pin = false; break
       case '--cpu-prof': o.cpuProf = path.resolve(next()); break
+      case '--side-by-side': o.sideBySide = number(next(), 0, 20); break
       case '--json': o.json = path.resolve(next()); break
       case '-h': case '--help': usage(0); break
       default: console.error(`unknown option ${arg}`); usage(2)
@@ -177,37 +187,44 @@ async function startReceiver(o, kind, dir, out, step) {
   return { child, port, exited, pid: child.pid }
 }
 
+/** The vendored sender to `port` at `pps` (0: flat out) for `seconds` (at most 5): what it sent. */
+function send(o, port, seconds, pps) {
+  const [file, args] = pinned(o, o.senderCpu, sl5424Binary(), [String(port), String(seconds), String(pps), '32', String(o.size)])
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { encoding: 'utf8', timeout: (seconds + 30) * 1000 }, (error, stdout) => {
+      if (error) reject(error)
+      else resolve({ sent: Number(/sent=(\d+)/.exec(stdout)[1]), elapsed: Number(/secs=([\d.]+)/.exec(stdout)[1]) })
+    })
+  })
+}
+
+/** The lines in `out` once it stops growing: the receiver has written what it will. */
+async function settledLines(out) {
+  let last = -1
+  let lines = lineCount(out)
+  for (const deadline = Date.now() + 30_000; lines !== last && Date.now() < deadline; ) {
+    last = lines
+    await sleep(QUIET_MS)
+    lines = lineCount(out)
+  }
+  return lines
+}
+
 /** One step: a fresh receiver, the sender at `rate` (0: flat out), then the count. */
 async function step(o, kind, rate) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dgram-ring-ingest-'))
   const out = path.join(dir, 'out.log')
   try {
     const receiver = await startReceiver(o, kind, dir, out, rate || 'max')
-    const send = (seconds, pps) => {
-      const [file, args] = pinned(o, o.senderCpu, sl5424Binary(), [String(receiver.port), String(seconds), String(pps), '32', String(o.size)])
-      const line = execFileSync(file, args, { encoding: 'utf8', timeout: (seconds + 30) * 1000 })
-      return { sent: Number(/sent=(\d+)/.exec(line)[1]), elapsed: Number(/secs=([\d.]+)/.exec(line)[1]) }
-    }
-    // Until the output stops growing: the receiver has written what it will.
-    const settled = async () => {
-      let last = -1
-      let lines = lineCount(out)
-      for (const deadline = Date.now() + 30_000; lines !== last && Date.now() < deadline; ) {
-        last = lines
-        await sleep(QUIET_MS)
-        lines = lineCount(out)
-      }
-      return lines
-    }
     // The warm-up (at the step's rate; 50k/s before a flat-out step) is in
     // the loss count, not in the CPU a message: a receiver runs for hours,
     // and V8 compiling the command's hot code is not what a message costs.
-    const warm = o.warmup > 0 ? send(o.warmup, rate || 50000).sent : 0
-    const writtenBefore = o.warmup > 0 ? await settled() : 0
+    const warm = o.warmup > 0 ? (await send(o, receiver.port, o.warmup, rate || 50000)).sent : 0
+    const writtenBefore = o.warmup > 0 ? await settledLines(out) : 0
     const cpuBefore = cpuSeconds(receiver.pid)
-    const { sent: measured, elapsed } = send(o.seconds, rate)
+    const { sent: measured, elapsed } = await send(o, receiver.port, o.seconds, rate)
     const sent = warm + measured
-    const lines = await settled()
+    const lines = await settledLines(out)
     const cpu = cpuSeconds(receiver.pid) - cpuBefore
     receiver.child.kill('SIGTERM')
     const { stderr } = await receiver.exited
@@ -221,6 +238,51 @@ async function step(o, kind, rate) {
     return { kind, rate, sent, elapsed, written, lost: sent - written, cpuUsPerMessage: lines > writtenBefore ? (cpu * 1e6) / (lines - writtenBefore) : undefined, deliveredPerSecond: (lines - writtenBefore) / elapsed, reported }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+// Each dgram-ring receiver's rsyslog counterpart: the same output, or near it.
+const COUNTERPARTS = { raw: 'rsyslog', syslog: 'rsyslog-json', statsd: 'rsyslog-json' }
+const SIDE_BY_SIDE_RATE = 50000
+// Before the first window: the command's first windows after 1 s still ran some 20 % slower.
+const SIDE_BY_SIDE_WARMUP_S = 3
+
+/**
+ * Two receivers at once on the receiver core, each with its own sender at
+ * SIDE_BY_SIDE_RATE: the CPU µs a message of each over the same windows, and
+ * what each lost. Messages in a window are the paced rate times its length
+ * (the senders restart every 5 s, a few ms each: under 0.1 %).
+ */
+async function sideBySide(o, kinds) {
+  const dirs = kinds.map(() => fs.mkdtempSync(path.join(os.tmpdir(), 'dgram-ring-ingest-')))
+  const outs = dirs.map((dir) => path.join(dir, 'out.log'))
+  const receivers = []
+  try {
+    for (const [i, kind] of kinds.entries()) receivers.push(await startReceiver(o, kind, dirs[i], outs[i], 'side-by-side'))
+    const warmup = Math.max(o.warmup, SIDE_BY_SIDE_WARMUP_S)
+    const total = warmup + o.sideBySide * o.seconds + 1
+    const keepSending = async (port) => {
+      let sent = 0
+      for (let left = total; left > 0; left -= 5) sent += (await send(o, port, Math.min(5, left), SIDE_BY_SIDE_RATE)).sent
+      return sent
+    }
+    const sending = Promise.all(receivers.map((r) => keepSending(r.port)))
+    await sleep((warmup + 0.5) * 1000)
+    const windows = []
+    for (let w = 0; w < o.sideBySide; w++) {
+      const before = receivers.map((r) => cpuSeconds(r.pid))
+      const start = performance.now()
+      await sleep(o.seconds * 1000)
+      const seconds = (performance.now() - start) / 1000
+      windows.push(receivers.map((r, i) => ((cpuSeconds(r.pid) - before[i]) * 1e6) / (SIDE_BY_SIDE_RATE * seconds)))
+    }
+    const sent = await sending
+    const written = await Promise.all(outs.map(settledLines))
+    return { kinds, windows, lost: sent.map((n, i) => n - written[i]), sent }
+  } finally {
+    for (const r of receivers) r.child.kill('SIGTERM')
+    await Promise.all(receivers.map((r) => r.exited))
+    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
   }
 }
 
@@ -273,6 +335,20 @@ export async function main(argv) {
         `${reports.length ? (reports.every((s) => s.reported.matches) ? `yes, exact in ${reports.length} of ${reports.length} steps` : 'yes, but it did NOT match') : 'no'} |`,
     )
   }
+  const pairs = o.sideBySide === 0 ? [] : kinds.filter((kind) => kinds.includes(COUNTERPARTS[kind])).map((kind) => [kind, COUNTERPARTS[kind]])
+  const pairRows = []
+  for (const pair of pairs) {
+    const r = await sideBySide(o, pair)
+    results.push({ sideBySide: r })
+    const ratios = r.windows.map(([mine, theirs]) => mine / theirs)
+    const cpuOf = (i) => median(r.windows.map((w) => w[i])).toFixed(2)
+    const lossy = r.kinds.filter((_, i) => r.lost[i] > r.sent[i] * 0.001).map((kind, i) => `${kind} lost ${r.lost[i]}`)
+    console.error(`side by side: ${pair.join(' and ')}: ${r.windows.map((w) => w.map((x) => x.toFixed(2)).join(' / ')).join(', ')} µs a message${lossy.length ? ` (${lossy.join(', ')})` : ''}`)
+    pairRows.push(
+      `| ${RECEIVERS[pair[0]]} | ${cpuOf(0)} | ${RECEIVERS[pair[1]]} | ${cpuOf(1)} | ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}) |` +
+        `${lossy.length ? ` lost: ${lossy.join(', ')}, not comparable |` : ' none |'}`,
+    )
+  }
   const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? 'unknown CPU'
   const runs = o.runs > 1 ? `, ${o.runs} runs (medians; receivers taking turns at each step)` : ''
   console.log(`\n${o.size}-byte RFC 5424 messages from bench/sl5424.c, ${o.seconds} s a step${runs}; ${os.cpus().length} cores (${cpu}), Linux ${os.release()}, Node ${process.version}`)
@@ -280,6 +356,12 @@ export async function main(argv) {
   console.log('| receiver | max rate with ≤ 0.1 % loss | CPU µs a message at 50k/s | flat out: delivered/s | reports its own loss |')
   console.log('| --- | ---: | ---: | ---: | --- |')
   for (const row of rows) console.log(row)
+  if (pairRows.length > 0) {
+    console.log(`\nSide by side: both receivers at once on core ${o.receiverCpu}, each with its own sender at ${SIDE_BY_SIDE_RATE / 1000}k/s, CPU read over the same ${o.sideBySide} windows of ${o.seconds} s (medians, ratio range in brackets)\n`)
+    console.log('| dgram-ring | CPU µs a message | rsyslog | CPU µs a message | dgram-ring ÷ rsyslog | loss (> 0.1 %) |')
+    console.log('| --- | ---: | --- | ---: | ---: | --- |')
+    for (const row of pairRows) console.log(row)
+  }
   console.log(`\ncommand: npm run bench -- --ingest ${argv.join(' ')}`.trimEnd())
   if (o.json) fs.writeFileSync(o.json, JSON.stringify(results, null, 2))
 }
