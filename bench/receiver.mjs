@@ -211,15 +211,17 @@ async function ringReceiver() {
   return ringHandle(stream, done)
 }
 
-// dgram-ring, a batch at a time through stream.batches(); each datagram of
-// the batch is read as the for-await loops read theirs.
-async function batchesReceiver() {
+// dgram-ring, a batch at a time through stream.batches() (with `recycle`:
+// batches({recycle: true})); each datagram of the batch is read as the
+// for-await loops read theirs.
+async function batchesReceiver(recycle = false) {
   const stream = await listenRing()
+  const batches = () => stream.batches({ recycle })
   const done = (async () => {
     if (touch === 'none' && !coalesce) {
-      for await (const batch of stream.batches()) count += batch.length
+      for await (const batch of batches()) count += batch.length
     } else if (touch === 'data') {
-      for await (const batch of stream.batches()) {
+      for await (const batch of batches()) {
         for (const d of batch) {
           const length = d.data.length
           count += segments(length)
@@ -227,7 +229,7 @@ async function batchesReceiver() {
         }
       }
     } else {
-      for await (const batch of stream.batches()) {
+      for await (const batch of batches()) {
         for (const d of batch) {
           const length = d.data.length
           count += segments(length)
@@ -240,7 +242,7 @@ async function batchesReceiver() {
   return ringHandle(stream, done)
 }
 
-const receivers = { message: messageReceiver, readable: readableReceiver, ring: ringReceiver, batches: batchesReceiver }
+const receivers = { message: messageReceiver, readable: readableReceiver, ring: ringReceiver, batches: () => batchesReceiver(), recycle: () => batchesReceiver(true) }
 
 async function main() {
   const rx = await receivers[receiver]()

@@ -8,12 +8,13 @@ export const RECEIVERS = {
   readable: 'node:dgram → Readable, for await',
   ring: 'dgram-ring, for await',
   batches: 'dgram-ring, batches()',
+  recycle: 'dgram-ring, batches({recycle: true})',
   c: 'C recvmmsg, same cmsgs',
   'c-gro': 'C recvmmsg + UDP_GRO',
 }
 
 // The receivers whose rows multiply by backend and coalesce.
-export const RING_RECEIVERS = ['ring', 'batches']
+export const RING_RECEIVERS = ['ring', 'batches', 'recycle']
 
 export const fmtInt = (n) => (n == null ? '–' : Math.round(n).toLocaleString('en-US'))
 export const fmtK = (n) => (n == null ? '–' : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${Math.round(n / 1e3)} k`)
@@ -159,6 +160,7 @@ export function markdown(o, rows) {
 const TARGETS = [
   { name: "dgram-ring through for await ≥ 2.5× node:dgram's saturated rate", receiver: 'ring', coalesce: false, ratio: 'vsMessage', atLeast: 2.5 },
   { name: 'batches() ≤ 1.1× the CPU a datagram of the C receiver with the same cmsgs', receiver: 'batches', coalesce: false, ratio: 'cpuVsReference', atMost: 1.1 },
+  { name: 'batches({recycle: true}) ≤ 1.1× the CPU a datagram of the C receiver with the same cmsgs', receiver: 'recycle', coalesce: false, ratio: 'cpuVsReference', atMost: 1.1 },
   { name: 'for await ≤ 1.25× the CPU a datagram of the C receiver with the same cmsgs', receiver: 'ring', coalesce: false, ratio: 'cpuVsReference', atMost: 1.25 },
   { name: "coalesce, batches() ≥ 10× node:dgram's datagrams a second", receiver: 'batches', coalesce: true, ratio: 'vsMessage', atLeast: 10 },
   { name: "coalesce, for await ≥ 5× node:dgram's datagrams a second", receiver: 'ring', coalesce: true, ratio: 'vsMessage', atLeast: 5 },

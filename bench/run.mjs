@@ -8,10 +8,12 @@
 //   readable  node:dgram pushed into an object-mode Readable, read with for await
 //   ring      dgram-ring's listen(), read with for await
 //   batches   dgram-ring's listen(), a batch at a time through stream.batches()
+//   recycle   the same through stream.batches({recycle: true}): each batch's memory
+//             back to the ring as the loop moves on
 //   c         bench/recv_ref.c: poll + non-blocking recvmmsg with dgram-ring's
 //             control messages, in C: the reference for CPU a datagram
 //   c-gro     the same with UDP_GRO, counting segments: the reference for coalesce
-// ring and batches rows are measured on every backend (--backends), without and
+// ring, batches and recycle rows are measured on every backend (--backends), without and
 // with coalesce (--coalesce); a row this build cannot open is named, not run.
 // Sender and receiver are pinned to different cores. After a warm-up the
 // receiver measures a fixed window (pps, CPU ns a datagram); accounting
@@ -25,7 +27,7 @@
 //   --sizes A,B,...      datagram payload sizes in bytes (default 64,512,1400)
 //   --runs N             repeat everything N times; the table shows the median run (default 1)
 //   --pick median|best   which of the runs the table shows (best: the fastest, for shared machines)
-//   --receivers LIST     any of message,readable,ring,batches,c,c-gro (default all)
+//   --receivers LIST     any of message,readable,ring,batches,recycle,c,c-gro (default all)
 //   --backends LIST      dgram-ring backends of the ring and batches rows (default: every
 //                        backend the build has that opens on this machine)
 //   --coalesce off|on|both  ring and batches rows without / with coalesce: true (UDP GRO)

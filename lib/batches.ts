@@ -6,9 +6,12 @@ import type { DatagramBatch } from './datagram'
 import type { RingSocket } from './socket'
 import { closedError } from './errors'
 import { Credits } from './credits'
+import { binding } from './binding'
 
 /** What batches() needs of the stream (DatagramStream provides it). */
 export interface BatchSource {
+  /** batches({recycle}): each batch's memory goes back to the ring once the consumer moves on. */
+  readonly recycle: boolean
   readonly readableHighWaterMark: number
   readonly destroyed: boolean
   readonly errored: Error | null
@@ -47,18 +50,28 @@ export function iterateBatches(source: BatchSource): AsyncIterableIterator<Datag
   }
   regrant()
 
+  // With recycle: the batch the consumer has, given back when it asks for the next.
+  let current: DatagramBatch | undefined
+  const moveOn = (): void => {
+    if (current !== undefined) binding.recycle(current.buffer)
+    current = undefined
+  }
+
   const finish = (): IteratorResult<DatagramBatch> => {
+    moveOn()
     forget()
     return { done: true, value: undefined }
   }
 
   return {
     async next(): Promise<IteratorResult<DatagramBatch>> {
+      moveOn()
       for (;;) {
         const batch = queue.shift()
         if (batch !== undefined) {
           queued -= batch.length
           regrant()
+          if (source.recycle) current = batch
           return { done: false, value: batch }
         }
         if (failure !== undefined) {
@@ -77,6 +90,8 @@ export function iterateBatches(source: BatchSource): AsyncIterableIterator<Datag
     async return(): Promise<IteratorResult<DatagramBatch>> {
       if (!ended && !source.destroyed) source.destroy()
       ended = true
+      // Never handed out: no one can read them.
+      for (const batch of queue) binding.recycle(batch.buffer)
       queue.length = 0
       return finish()
     },

@@ -73,6 +73,8 @@ export interface Binding {
   backends: string[]
   /** Why a backend of this build cannot run in this process, or undefined if it can (or the build has none of that name). */
   backendUnavailable(name: string): string | undefined
+  /** A batch's lent payload memory may be received into again (batches({recycle: true})); copied payloads: nothing to do. */
+  recycle(payloads: ArrayBuffer): void
   /** Word indices of the per-batch table. */
   table: {
     stride: number

@@ -3,7 +3,7 @@
  * in batches, as a Readable (and, from `dgram-ring/rx`, an Observable).
  * @packageDocumentation
  */
-export { listen, DatagramStream } from './stream'
+export { listen, DatagramStream, type BatchesOptions } from './stream'
 export { RingSocket, type ListenOptions, type CloseOptions, type RingStats, type AddressInfo, type SocketType, type BackendName, type Balance } from './socket'
 export { listenWorkers, WorkerGroup, type WorkersOptions, type WorkerContext, type WorkerFunction, type WorkersStats, type WorkerError } from './workers'
 export { Datagram, DatagramBatch, type DatagramJSON, type DatagramObject, type AddressFamily } from './datagram'

@@ -215,18 +215,34 @@ export class DatagramStream extends Readable {
    * the loop early destroys the stream; an error is thrown from `next()`.
    * Throws `ERR_INVALID_STATE` if the stream was already taken over or read.
    *
+   * With `recycle: true`, a batch's memory goes back to the ring as soon as
+   * the next batch is asked for (or the loop ends): the kernel receives into
+   * memory that is still in the CPU's caches, instead of fresh memory while
+   * the garbage collector has yet to return the old. Read or copy what you
+   * keep of a batch before moving on: afterwards its datagrams' `data` may
+   * show other datagrams' bytes (never freed memory).
+   *
    * @example
    * for await (const batch of stream.batches()) {
    *   for (const d of batch) lines.push(d.data.toString())
    *   out.write(lines.join('\n') + '\n'); lines.length = 0
    * }
    */
-  batches(): AsyncIterableIterator<DatagramBatch> {
+  batches(options?: BatchesOptions): AsyncIterableIterator<DatagramBatch> {
+    let recycle = false
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options, 'argument')
+      if (options.recycle !== undefined) {
+        if (typeof options.recycle !== 'boolean') throw invalidArgType('recycle', 'of type boolean', options.recycle)
+        recycle = options.recycle
+      }
+    }
     if (this.#takenBy !== undefined || this.readableDidRead || this.readableFlowing) {
       throw invalidState('batches(): this stream is already being read; a stream serves one consumer')
     }
     const self = this
     return iterateBatches({
+      recycle,
       readableHighWaterMark: this.readableHighWaterMark,
       get destroyed() {
         return self.destroyed
@@ -305,6 +321,16 @@ export class DatagramStream extends Readable {
     if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) return super.iterator(options)
     return new ReadableIterator<Datagram>(this, options?.destroyOnReturn !== false)
   }
+}
+
+/** Options of {@link DatagramStream.batches}. */
+export interface BatchesOptions {
+  /**
+   * Give each batch's memory back to the ring when the next batch is asked
+   * for, or the loop ends (default false: when the batch is garbage-collected).
+   * A batch's datagrams must not be read after that.
+   */
+  recycle?: boolean
 }
 
 export interface DatagramStream {

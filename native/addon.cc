@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <new>
 
 #include "batch.h"
 #include "faults.h"
@@ -510,8 +511,21 @@ namespace {
 // bytes (3 %) the copy is a few KiB a batch and costs about what lending does.
 constexpr size_t kLendDensity = 8;
 
-// A lent slab's reference, dropped when the ArrayBuffer that viewed it is collected.
-void ReleaseLentSlab(napi_env /*env*/, void* /*data*/, void* slab) { static_cast<Slab*>(slab)->Release(); }
+// What a lent ArrayBuffer holds of its slab: a use, given back by Recycle or
+// when the ArrayBuffer is collected, whichever comes first, and a pin, until
+// it is collected. Loop thread only (both run there).
+struct Lease {
+  Slab* slab;
+  bool used;
+};
+
+// The ArrayBuffer was collected: its lease ends.
+void EndLease(napi_env /*env*/, void* /*data*/, void* hint) {
+  Lease* lease = static_cast<Lease*>(hint);
+  if (lease->used) lease->slab->Release();
+  lease->slab->Unpin();
+  delete lease;
+}
 
 }  // namespace
 
@@ -526,15 +540,22 @@ bool Ring::MakeBatchMemory(const Completion* items, size_t count, size_t bytes, 
   size_t payload_bytes = bytes - table_bytes;
   size_t range = 0;
   const uint8_t* lent = slab != nullptr ? PayloadRange(items, count, &range) : nullptr;
-  if (lent != nullptr && payload_bytes * kLendDensity >= range) {
+  Lease* lease = nullptr;
+  if (lent != nullptr && payload_bytes * kLendDensity >= range) lease = new (std::nothrow) Lease{slab, true};
+  if (lease != nullptr) {
     slab->Retain();
+    slab->Pin();
     // Fails where the engine allows no external memory (a V8 sandbox): copy then.
-    if (napi_create_external_arraybuffer(env_, const_cast<uint8_t*>(lent), range, ReleaseLentSlab, slab, &args[2]) ==
+    if (napi_create_external_arraybuffer(env_, const_cast<uint8_t*>(lent), range, EndLease, lease, &args[2]) ==
         napi_ok) {
       bytes = table_bytes;
+      // For Recycle: a wrap without a finalizer (EndLease owns the lease).
+      if (napi_wrap(env_, args[2], lease, nullptr, nullptr, nullptr) != napi_ok) TakePendingException(env_);
     } else {
       TakePendingException(env_);
       slab->Release();
+      slab->Unpin();
+      delete lease;
       lent = nullptr;
     }
   } else {
@@ -744,6 +765,22 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   for (const std::string& name : BackendNames())
     if (BackendUnavailable(name).empty()) names.Set(names.Length(), name);
   exports.Set("backends", names);
+  // recycle(payloads): a batch's lent memory may be received into again now
+  // (batches({recycle: true}) calls it as the consumer moves on). Its views
+  // stay valid memory; their bytes may change. Not lent (copied): nothing to
+  // do. Loop thread.
+  exports.Set("recycle", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                void* lease = nullptr;
+                if (info.Length() > 0 && info[0].IsArrayBuffer() && napi_unwrap(info.Env(), info[0], &lease) == napi_ok &&
+                    lease != nullptr) {
+                  Lease* held = static_cast<Lease*>(lease);
+                  if (held->used) {
+                    held->used = false;
+                    held->slab->Release();
+                  }
+                }
+                return info.Env().Undefined();
+              }));
   exports.Set("backendUnavailable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
                 std::string reason = info[0].IsString() ? BackendUnavailable(info[0].As<Napi::String>()) : "";
                 return reason.empty() ? info.Env().Undefined() : Napi::String::New(info.Env(), reason);

@@ -6,10 +6,20 @@
 
 namespace dgram_ring {
 
+Slab::~Slab() { free(data_); }
+
 void Slab::Release(uint32_t count) {
   if (refs_.fetch_sub(count, std::memory_order_acq_rel) != count) return;
-  pool_->Give(data_);
-  delete this;  // drops the pool last: it may go with it
+  std::shared_ptr<SlabPool> pool = std::move(pool_);  // an idle slab holds none (no cycle)
+  pool->Give(this);  // drops the pool last: it may go with it
+}
+
+void Slab::Unpin() {
+  if (pins_.fetch_sub(1, std::memory_order_acq_rel) == (kDiscarded | 1)) delete this;
+}
+
+void Slab::Discard() {
+  if ((pins_.fetch_or(kDiscarded, std::memory_order_acq_rel) & ~kDiscarded) == 0) delete this;
 }
 
 std::shared_ptr<SlabPool> SlabPool::Create(size_t slab_size, size_t keep) {
@@ -17,34 +27,39 @@ std::shared_ptr<SlabPool> SlabPool::Create(size_t slab_size, size_t keep) {
 }
 
 SlabPool::~SlabPool() {
-  for (uint8_t* data : idle_) free(data);
+  for (Slab* slab : idle_) slab->Discard();
 }
 
 Slab* SlabPool::Take() {
-  uint8_t* data = nullptr;
+  Slab* slab = nullptr;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!idle_.empty()) {
-      data = idle_.back();
+      slab = idle_.back();
       idle_.pop_back();
     }
   }
-  if (data == nullptr) data = static_cast<uint8_t*>(malloc(slab_size_));
+  if (slab != nullptr) {
+    slab->refs_.store(1, std::memory_order_relaxed);
+    slab->pool_ = shared_from_this();
+    return slab;
+  }
+  uint8_t* data = static_cast<uint8_t*>(malloc(slab_size_));
   if (data == nullptr) return nullptr;
-  Slab* slab = new (std::nothrow) Slab(data, slab_size_, shared_from_this());
-  if (slab == nullptr) Give(data);
+  slab = new (std::nothrow) Slab(data, slab_size_, shared_from_this());
+  if (slab == nullptr) free(data);
   return slab;
 }
 
-void SlabPool::Give(uint8_t* data) {
+void SlabPool::Give(Slab* slab) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (idle_.size() < keep_) {
-      idle_.push_back(data);
+      idle_.push_back(slab);
       return;
     }
   }
-  free(data);
+  slab->Discard();
 }
 
 SlabCutter::SlabCutter(size_t unit, size_t units) : unit_(unit) {

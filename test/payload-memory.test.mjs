@@ -81,3 +81,83 @@ for (const backend of linux ? backends.filter((b) => b !== 'iocp') : []) {
     t.equal(damaged.length, 0, `every one of ${kept.length} kept payloads as it arrived`)
   })
 }
+
+// batches({recycle: true}): a batch's memory goes back to the ring when the
+// consumer asks for the next one, not when the collector finds the batch.
+t.test('batches({recycle}) takes a boolean', async (t) => {
+  const stream = await listenFor(t, { address: '127.0.0.1' })
+  t.throws(() => stream.batches({ recycle: 'yes' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => stream.batches(null), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => stream.batches(1), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+for (const backend of linux ? backends.filter((b) => b !== 'iocp') : []) {
+  t.test(`${backend}: with recycle, every datagram is intact while its batch is current, and the books add up`, async (t) => {
+    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 256, ringSize: 64, recvBufferSize: 4 << 20 })
+    const sender = client(t)
+    const { port } = stream.address()
+    let seen = 0
+    let damaged = 0
+    const reading = (async () => {
+      for await (const batch of stream.batches({ recycle: true })) {
+        for (const d of batch) {
+          seen++
+          if (!d.data.equals(payload(d.data.readUInt32BE(0), 256))) damaged++
+        }
+      }
+    })()
+    const sent = 20_000
+    for (let i = 0; i < sent; i += 100) {
+      await sendAll(sender, Array.from({ length: 100 }, (_, k) => payload(i + k, 256)), port, '127.0.0.1')
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await sleep(200)
+    await stream.close()
+    await reading
+    const stats = stream.stats()
+    t.equal(damaged, 0, `all ${seen} intact`)
+    t.equal(seen, stats.received, 'every datagram received was read')
+    t.equal(stats.received + stats.kernelDrops + stats.discarded, sent, 'received + kernel drops + discarded = sent')
+  })
+
+  t.test(`${backend}: with recycle, memory is received into again while a view of it is kept (never freed under it)`, async (t) => {
+    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 256, ringSize: 64, recvBufferSize: 4 << 20 })
+    const sender = client(t)
+    const { port } = stream.address()
+    let kept
+    let seen = 0
+    const reading = (async () => {
+      for await (const batch of stream.batches({ recycle: true })) {
+        kept ??= batch.at(0).data // a view past its batch: what recycle says not to read
+        seen += batch.length
+      }
+    })()
+    for (let i = 0; i < 20_000; i += 100) {
+      await sendAll(sender, Array.from({ length: 100 }, (_, k) => payload(i + k, 256)), port, '127.0.0.1')
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await sleep(200)
+    await stream.close()
+    await reading
+    t.ok(seen > 10_000, `${seen} datagrams went through`)
+    t.not(kept.readUInt32BE(0), 0, 'the first datagram\'s memory now holds a later one: it went back to the ring without a collection')
+    t.equal(kept.length, 256, 'the view itself is whole (its memory is still allocated)')
+    gc()
+  })
+
+  t.test(`${backend}: leaving a recycling loop early, with batches queued, and collecting after`, async (t) => {
+    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 512, ringSize: 64 })
+    const sender = client(t)
+    await sendAll(sender, Array.from({ length: 200 }, (_, i) => payload(i, 512)), stream.address().port, '127.0.0.1')
+    await sleep(50)
+    let batches = 0
+    for await (const batch of stream.batches({ recycle: true })) {
+      t.ok(batch.at(0).data.equals(payload(batch.at(0).data.readUInt32BE(0), 512)))
+      if (++batches === 1) break
+    }
+    gc()
+    await sleep(20)
+    gc()
+    t.ok(stream.destroyed, 'break destroyed the stream')
+  })
+}
