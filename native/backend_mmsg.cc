@@ -268,10 +268,15 @@ class MmsgBackend final : public Backend {
   // The slab all `count` slots from `first` on hold, or nullptr if they span
   // two. Loop thread.
   Slab* CommonSlab(uint32_t first, uint32_t count) const {
+    return SameSlabRun(first, count) == count ? slot_slabs_[first] : nullptr;
+  }
+
+  // How many of the `count` slots from `first` on hold the same slab as the first (at least 1).
+  uint32_t SameSlabRun(uint32_t first, uint32_t count) const {
     Slab* slab = slot_slabs_[first];
-    for (uint32_t i = 1; i < count; i++)
-      if (slot_slabs_[(first + i) % ring_size_] != slab) return nullptr;
-    return slab;
+    uint32_t run = 1;
+    while (run < count && slot_slabs_[(first + run) % ring_size_] == slab) run++;
+    return run;
   }
 
   // Drops the slab references of `count` slots from `first` on (delivered or
@@ -544,17 +549,27 @@ class MmsgBackend final : public Backend {
     return static_cast<uint32_t>(count) < asked ? kReceiveDrained : kReceiveFull;
   }
 
-  // Loop thread: hands at most `limit` filled slots to JS, in order, as one batch.
+  // Loop thread: hands at most `limit` filled slots to JS, in order: one
+  // batch for each run of slots cut from one slab, so that every batch can be
+  // lent its slab (the thread's receives run on across slabs, and one batch
+  // of two would be copied). Stops when JS closes the socket or it fails
+  // meanwhile: closing goes on from there.
   void DeliverFilled(uint32_t limit) {
     uint32_t count = std::min(filled_.load(std::memory_order_acquire), limit);
-    if (count == 0) return;
-    DeliverSlots(head_, count);
-    head_ = (head_ + count) % ring_size_;
-    // Delivery used credits: the thread may fill only what is left of them
-    // (JS's next grant raises it again, through OnCredits).
-    if (!closing_ && !failed_) allowance_.store(Allowance(), std::memory_order_seq_cst);
-    filled_.fetch_sub(count, std::memory_order_seq_cst);
-    if (!closing_) Signal();
+    bool closing = closing_;
+    CloseMode mode = mode_;
+    while (count > 0) {
+      uint32_t run = SameSlabRun(head_, count);
+      DeliverSlots(head_, run);
+      head_ = (head_ + run) % ring_size_;
+      // Delivery used credits: the thread may fill only what is left of them
+      // (JS's next grant raises it again, through OnCredits).
+      if (!closing_ && !failed_) allowance_.store(Allowance(), std::memory_order_seq_cst);
+      filled_.fetch_sub(run, std::memory_order_seq_cst);
+      if (!closing_) Signal();
+      count -= run;
+      if (failed_ || closing_ != closing || mode_ != mode) return;
+    }
   }
 
   // ---- Both modes ---------------------------------------------------------

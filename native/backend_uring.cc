@@ -230,12 +230,13 @@ class UringBackend final : public Backend {
     free_.push_back(id);
   }
 
-  // The slab the buffers of `count` held completions from `first` on share, or nullptr.
-  Slab* CommonSlab(uint32_t first, uint32_t count) const {
+  // How many of the `count` held completions from `first` on have buffers
+  // cut from the same slab as the first (at least 1).
+  uint32_t SameSlabRun(uint32_t first, uint32_t count) const {
     Slab* slab = slabs_[held_ids_[first]];
-    for (uint32_t i = 1; i < count; i++)
-      if (slabs_[held_ids_[(first + i) % count_]] != slab) return nullptr;
-    return slab;
+    uint32_t run = 1;
+    while (run < count && slabs_[held_ids_[(first + run) % count_]] == slab) run++;
+    return run;
   }
   size_t ControlOffset() const { return kNameOffset + kNameBytes; }
   size_t PayloadOffset() const { return ControlOffset() + control_size_; }
@@ -441,21 +442,37 @@ class UringBackend final : public Backend {
     if (coalesce_) coalesced_.Filled(index, out, header.payloadlen);  // the wire length, as MSG_TRUNC reports it
   }
 
-  // Hands the oldest `limit` held completions to JS as one batch, then frees
-  // their buffers. They stop counting as held before Deliver (their credits
-  // are used then: a grant made inside it must not see them twice). Delivery
-  // may re-enter OnCredits and Close, never Hold: the buffers and their
-  // completions stay untouched until it returns.
+  // Hands the oldest held completions, at most `limit`, to JS: one batch for
+  // each run whose buffers were cut from one slab, so that every batch can be
+  // lent its slab as it is. (A slab holds a ring's worth of buffers, so most
+  // full batches spanned two, and one batch of both was copied: 150 KB a
+  // batch at 512 bytes, which could land in fresh mmaps and fault every page.)
+  // Stops when JS closes the socket or it fails meanwhile: closing goes on
+  // from there.
   void DeliverHeld(uint32_t limit) {
-    uint32_t count = std::min(held_, limit);
-    if (count == 0) return;
+    bool closing = closing_;
+    CloseMode mode = mode_;
+    while (limit > 0 && held_ > 0) {
+      uint32_t count = SameSlabRun(head_, std::min(held_, limit));
+      DeliverRun(count);
+      limit -= count;
+      if (failed_ || closing_ != closing || mode_ != mode) return;
+    }
+  }
+
+  // Hands the oldest `count` held completions (buffers of one slab) to JS as
+  // one batch, then frees their buffers. They stop counting as held before
+  // Deliver (their credits are used then: a grant made inside it must not see
+  // them twice). Delivery may re-enter OnCredits and Close, never Hold: the
+  // buffers and their completions stay untouched until it returns.
+  void DeliverRun(uint32_t count) {
     uint32_t first = head_;
     const Completion* items = &completions_[first];
     if (first + count > count_) {  // wraps: one batch all the same
       for (uint32_t i = 0; i < count; i++) batch_[i] = completions_[(first + i) % count_];
       items = batch_.data();
     }
-    Slab* slab = CommonSlab(first, count);
+    Slab* slab = slabs_[held_ids_[first]];
     size_t datagrams = count;
     if (coalesce_) {
       items = coalesced_.Split(completions_.data(), first, count, buffer_size_, &datagrams);

@@ -7,7 +7,7 @@ import path from 'node:path'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { createRequire } from 'node:module'
-import { backends, client, listenFor, root, sendAll, sleep } from './lib/helpers.mjs'
+import { backends, blast, client, listenFor, root, sendAll, sleep } from './lib/helpers.mjs'
 
 const linux = process.platform === 'linux'
 const stride = 4 * createRequire(import.meta.url)(path.join(root, 'dist', 'binding.js')).binding.table.stride
@@ -44,6 +44,52 @@ for (const backend of linux ? backends.filter((b) => b !== 'iocp') : []) {
     const batch = await firstBatch(stream)
     t.equal(batch.at(0).data.byteOffset, 0, 'no table before the payloads: the memory the kernel wrote')
     for (let i = 0; i < batch.length; i++) t.ok(batch.at(i).data.equals(payload(i, 512)), `datagram ${i} intact`)
+  })
+
+  t.test(`${backend}: datagrams across slabs are lent batch by batch, never copied`, async (t) => {
+    // A slab holds a ring's worth of buffers (16 here), and credits of 10
+    // make receives start anywhere in one: a batch that spanned two was copied.
+    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 512, ringSize: 16, highWaterMark: 10, recvBufferSize: 4 << 20 })
+    const sender = client(t)
+    const { port } = stream.address()
+    const total = 3000
+    let seen = 0
+    let damaged = 0
+    const copied = []
+    const reading = (async () => {
+      for await (const batch of stream.batches()) {
+        if (batch.at(0).data.byteOffset !== 0) copied.push(batch.length)
+        for (const d of batch) if (!d.data.equals(payload(d.data.readUInt32BE(0), 512))) damaged++
+        seen += batch.length
+        if (seen >= total) break
+      }
+    })()
+    for (let i = 0; i < total; i += 100) {
+      await sendAll(sender, Array.from({ length: 100 }, (_, k) => payload(i + k, 512)), port, '127.0.0.1')
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await Promise.race([reading, sleep(5000)])
+    t.equal(seen, total, 'all arrived (4 MiB of receive buffer holds them)')
+    t.equal(damaged, 0, 'every datagram intact')
+    t.same(copied, [], 'no batch was copied (the sizes of those that were)')
+  })
+
+  t.test(`${backend}: under a flood too, every batch is lent (full batches spanned two slabs, and were copied)`, async (t) => {
+    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 512, recvBufferSize: 4 << 20 })
+    let batches = 0
+    const copied = []
+    const reading = (async () => {
+      for await (const batch of stream.batches()) {
+        batches++
+        if (batch.at(0).data.byteOffset !== 0) copied.push(batch.length)
+      }
+    })()
+    await blast({ port: stream.address().port, size: 512, seconds: 0.3, rate: 600_000, batch: 8, gso: true })
+    await sleep(100)
+    await stream.close()
+    await reading
+    t.ok(batches > 10, `${batches} batches`)
+    t.same(copied, [], 'no batch was copied (the sizes of those that were)')
   })
 
   t.test(`${backend}: sparse payloads (100 bytes in 65535-byte buffers) are copied after the table`, async (t) => {
