@@ -504,12 +504,6 @@ bool Ring::Cross(const Completion* items, size_t count, size_t bytes, Slab* slab
 
 namespace {
 
-// Payloads filling at least 1/8 of the range they span are lent, not copied.
-// Measured (512-byte datagrams in the default 2048-byte buffers, 800k/s): the
-// copy into a fresh Buffer a batch cost 33 page faults a thousand datagrams
-// and doubled the user CPU a datagram (412 → 197 ns) against lending; at 64
-// bytes (3 %) the copy is a few KiB a batch and costs about what lending does.
-constexpr size_t kLendDensity = 8;
 
 // What a lent ArrayBuffer holds of its slab: a use, given back by Recycle or
 // when the ArrayBuffer is collected, whichever comes first, and a pin, until
@@ -532,7 +526,7 @@ void EndLease(napi_env /*env*/, void* /*data*/, void* hint) {
 // The batch's memory as onbatch's arguments: args[0] the table (an
 // ArrayBuffer), args[1] the count, args[2] the payloads' ArrayBuffer. The
 // payloads stay where the kernel wrote them when they lie in a slab and fill
-// at least 1/kLendDensity of the range lent (a lent range pins its whole slab:
+// enough of the range lent (WorthLending: a lent range pins its whole slab:
 // sparse payloads, 200 bytes in 64 KiB buffers, are cheaper copied); else they
 // are copied after the table, and args[2] is args[0].
 bool Ring::MakeBatchMemory(const Completion* items, size_t count, size_t bytes, Slab* slab, napi_value args[3]) {
@@ -541,7 +535,7 @@ bool Ring::MakeBatchMemory(const Completion* items, size_t count, size_t bytes, 
   size_t range = 0;
   const uint8_t* lent = slab != nullptr ? PayloadRange(items, count, &range) : nullptr;
   Lease* lease = nullptr;
-  if (lent != nullptr && payload_bytes * kLendDensity >= range) lease = new (std::nothrow) Lease{slab, true};
+  if (lent != nullptr && WorthLending(payload_bytes, range)) lease = new (std::nothrow) Lease{slab, true};
   if (lease != nullptr) {
     slab->Retain();
     slab->Pin();

@@ -56,6 +56,7 @@
 #include <sys/eventfd.h>
 #endif
 
+#include "batch.h"
 #include "cmsg.h"
 #include "coalesce.h"
 #include "faults.h"
@@ -549,17 +550,19 @@ class MmsgBackend final : public Backend {
     return static_cast<uint32_t>(count) < asked ? kReceiveDrained : kReceiveFull;
   }
 
-  // Loop thread: hands at most `limit` filled slots to JS, in order: one
-  // batch for each run of slots cut from one slab, so that every batch can be
-  // lent its slab (the thread's receives run on across slabs, and one batch
-  // of two would be copied). Stops when JS closes the socket or it fails
-  // meanwhile: closing goes on from there.
+  // Loop thread: hands at most `limit` filled slots to JS, in order: payloads
+  // worth lending one batch for each run of slots cut from one slab, so that
+  // every batch can be lent its slab (the thread's receives run on across
+  // slabs, and one batch of two would be copied); sparse ones, copied anyway,
+  // as one. Stops when JS closes the socket or it fails meanwhile: closing
+  // goes on from there.
   void DeliverFilled(uint32_t limit) {
     uint32_t count = std::min(filled_.load(std::memory_order_acquire), limit);
+    bool lend = count > 0 && WorthLendingSlots(completions_.data(), ring_size_, head_, count, slot_capacity_);
     bool closing = closing_;
     CloseMode mode = mode_;
     while (count > 0) {
-      uint32_t run = SameSlabRun(head_, count);
+      uint32_t run = lend ? SameSlabRun(head_, count) : count;
       DeliverSlots(head_, run);
       head_ = (head_ + run) % ring_size_;
       // Delivery used credits: the thread may fill only what is left of them

@@ -61,6 +61,7 @@
 #include <cstring>
 #include <vector>
 
+#include "batch.h"
 #include "cmsg.h"
 #include "coalesce.h"
 #include "posix_socket.h"
@@ -442,18 +443,21 @@ class UringBackend final : public Backend {
     if (coalesce_) coalesced_.Filled(index, out, header.payloadlen);  // the wire length, as MSG_TRUNC reports it
   }
 
-  // Hands the oldest held completions, at most `limit`, to JS: one batch for
-  // each run whose buffers were cut from one slab, so that every batch can be
-  // lent its slab as it is. (A slab holds a ring's worth of buffers, so most
-  // full batches spanned two, and one batch of both was copied: 150 KB a
-  // batch at 512 bytes, which could land in fresh mmaps and fault every page.)
-  // Stops when JS closes the socket or it fails meanwhile: closing goes on
-  // from there.
+  // Hands the oldest held completions, at most `limit`, to JS: payloads worth
+  // lending one batch for each run whose buffers were cut from one slab, so
+  // that every batch can be lent its slab as it is (a slab holds a ring's
+  // worth of buffers, so most full batches spanned two, and one batch of both
+  // was copied: 150 KB a batch at 512 bytes, which could land in fresh mmaps
+  // and fault every page); sparse ones, copied anyway, as one. Stops when JS
+  // closes the socket or it fails meanwhile: closing goes on from there.
   void DeliverHeld(uint32_t limit) {
+    uint32_t all = std::min(held_, limit);
+    bool lend = all > 0 && WorthLendingSlots(completions_.data(), count_, head_, all, buffer_bytes_);
     bool closing = closing_;
     CloseMode mode = mode_;
     while (limit > 0 && held_ > 0) {
-      uint32_t count = SameSlabRun(head_, std::min(held_, limit));
+      uint32_t held = std::min(held_, limit);
+      uint32_t count = lend ? SameSlabRun(head_, held) : held;
       DeliverRun(count);
       limit -= count;
       if (failed_ || closing_ != closing || mode_ != mode) return;

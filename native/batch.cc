@@ -16,6 +16,12 @@ size_t ItemsInCrossing(const Completion* items, size_t count, size_t* bytes) {
   return n;
 }
 
+bool WorthLendingSlots(const Completion* ring, uint32_t ring_size, uint32_t first, uint32_t count, size_t unit) {
+  size_t payload_bytes = 0;
+  for (uint32_t i = 0; i < count; i++) payload_bytes += ring[(first + i) % ring_size].length;
+  return WorthLending(payload_bytes, count * unit);
+}
+
 namespace {
 
 void WriteRow(const Completion& item, uint32_t offset, uint32_t* row) {

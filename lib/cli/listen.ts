@@ -255,9 +255,11 @@ async function receive(
   const inFlight: Lines[] = [] // writes stdout has not finished, oldest first
   let onFlushed: (() => void) | undefined
   // A batch at a time: its lines as one buffer, one write (the batch's
-  // datagrams share their receive time and their crossing).
+  // datagrams share their receive time and their crossing). The lines are
+  // copies, so each batch's memory goes back to the ring as the loop moves on
+  // (lent memory only: the default 64 KiB buffers' payloads are copied).
   try {
-    for await (const batch of stream.batches()) {
+    for await (const batch of stream.batches({ recycle: true })) {
       // Reading to the end, also past --count and after a stop, so that every
       // datagram received is counted (as not written when it was not).
       if (accepted === limit || stop.signal.aborted) continue
