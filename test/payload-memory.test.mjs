@@ -21,6 +21,14 @@ const payload = (i, size) => {
   return b
 }
 
+/** Sends payloads 0 … total − 1 of `size` bytes, 100 at a time, letting the loop run between. */
+async function sendRounds(sender, port, total, size) {
+  for (let i = 0; i < total; i += 100) {
+    await sendAll(sender, Array.from({ length: 100 }, (_, k) => payload(i + k, size)), port, '127.0.0.1')
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
 /** The first batch that holds at least one datagram, and its datagrams' data. */
 async function firstBatch(stream) {
   for await (const batch of stream.batches()) return batch
@@ -64,10 +72,7 @@ for (const backend of linux ? backends.filter((b) => b !== 'iocp') : []) {
         if (seen >= total) break
       }
     })()
-    for (let i = 0; i < total; i += 100) {
-      await sendAll(sender, Array.from({ length: 100 }, (_, k) => payload(i + k, 512)), port, '127.0.0.1')
-      await new Promise((resolve) => setImmediate(resolve))
-    }
+    await sendRounds(sender, port, total, 512)
     await Promise.race([reading, sleep(5000)])
     t.equal(seen, total, 'all arrived (4 MiB of receive buffer holds them)')
     t.equal(damaged, 0, 'every datagram intact')
@@ -115,10 +120,7 @@ for (const backend of linux ? backends.filter((b) => b !== 'iocp') : []) {
         }
       }
     })()
-    for (let i = 0; i < 40_000; i += 100) {
-      await sendAll(sender, Array.from({ length: 100 }, (_, k) => payload(i + k, 256)), port, '127.0.0.1')
-      await new Promise((resolve) => setImmediate(resolve))
-    }
+    await sendRounds(sender, port, 40_000, 256)
     await sleep(200)
     await stream.close()
     await reading
@@ -153,10 +155,7 @@ for (const backend of linux ? backends.filter((b) => b !== 'iocp') : []) {
       }
     })()
     const sent = 20_000
-    for (let i = 0; i < sent; i += 100) {
-      await sendAll(sender, Array.from({ length: 100 }, (_, k) => payload(i + k, 256)), port, '127.0.0.1')
-      await new Promise((resolve) => setImmediate(resolve))
-    }
+    await sendRounds(sender, port, sent, 256)
     await sleep(200)
     await stream.close()
     await reading
@@ -178,10 +177,7 @@ for (const backend of linux ? backends.filter((b) => b !== 'iocp') : []) {
         seen += batch.length
       }
     })()
-    for (let i = 0; i < 20_000; i += 100) {
-      await sendAll(sender, Array.from({ length: 100 }, (_, k) => payload(i + k, 256)), port, '127.0.0.1')
-      await new Promise((resolve) => setImmediate(resolve))
-    }
+    await sendRounds(sender, port, 20_000, 256)
     await sleep(200)
     await stream.close()
     await reading
