@@ -504,7 +504,6 @@ bool Ring::Cross(const Completion* items, size_t count, size_t bytes, Slab* slab
 
 namespace {
 
-
 // What a lent ArrayBuffer holds of its slab: a use, given back by Recycle or
 // when the ArrayBuffer is collected, whichever comes first, and a pin, until
 // it is collected. Loop thread only (both run there).
