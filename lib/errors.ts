@@ -67,6 +67,11 @@ export function invalidArgType(name: string, expected: string, actual: unknown, 
   return withCode(new TypeError(`The "${name}" ${subject} must be ${expected}. Received ${describe(actual)}`), 'ERR_INVALID_ARG_TYPE')
 }
 
+/** An `options` argument, where one is given, must be an object (not null). */
+export function checkOptionsArgument(options: unknown): void {
+  if (options !== undefined && (options === null || typeof options !== 'object')) throw invalidArgType('options', 'of type object', options, 'argument')
+}
+
 /** `name` had the right type but a value that cannot work. */
 export function invalidArgValue(name: string, reason: string, actual: unknown, subject: Subject = 'option'): TypeError & CodedError {
   return withCode(new TypeError(`The "${name}" ${subject} ${reason}. Received ${received(actual)}`), 'ERR_INVALID_ARG_VALUE')

@@ -12,7 +12,7 @@ import net from 'node:net'
 import util from 'node:util'
 import { Writable } from 'node:stream'
 import type { NativeRingSocket } from './binding'
-import { badPort, closedError, invalidArgType, invalidArgValue, outOfRange, systemError, unsupported } from './errors'
+import { badPort, checkOptionsArgument, closedError, invalidArgType, invalidArgValue, outOfRange, systemError, unsupported } from './errors'
 
 /** Options of {@link DatagramStream.send}. */
 export interface SendOptions {
@@ -202,8 +202,8 @@ export function validate(
   const to = destination(address, target.ipv6)
   let from: Destination | undefined
   let interfaceIndex = to.zone
+  checkOptionsArgument(options)
   if (options !== undefined) {
-    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options, 'argument')
     const o = options as SendOptions
     from = source(o.from, target.ipv6)
     const index = o.interfaceIndex

@@ -9,7 +9,7 @@
 import { Readable } from 'node:stream'
 import type { Datagram, DatagramBatch } from './datagram'
 import { RingSocket, resolveOptions, type AddressInfo, type ListenOptions, type RingStats } from './socket'
-import { abortError, closedError, invalidArgType, invalidState, outOfRange } from './errors'
+import { abortError, checkOptionsArgument, closedError, invalidArgType, invalidState, outOfRange } from './errors'
 import { iterateBatches } from './batches'
 import { Credits } from './credits'
 import { ReadableIterator } from './stream-iterator'
@@ -163,14 +163,12 @@ export class DatagramStream extends Readable {
    */
   sender(options?: { highWaterMark?: number }): DatagramSender {
     let highWaterMark = 1024
-    if (options !== undefined) {
-      if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options, 'argument')
-      if (options.highWaterMark !== undefined) {
-        const h = options.highWaterMark
-        if (typeof h !== 'number') throw invalidArgType('highWaterMark', 'of type number', h)
-        if (!Number.isInteger(h) || h < 1 || h > 2 ** 31 - 1) throw outOfRange('highWaterMark', 'an integer >= 1 and <= 2147483647', h)
-        highWaterMark = h
-      }
+    checkOptionsArgument(options)
+    if (options?.highWaterMark !== undefined) {
+      const h = options.highWaterMark
+      if (typeof h !== 'number') throw invalidArgType('highWaterMark', 'of type number', h)
+      if (!Number.isInteger(h) || h < 1 || h > 2 ** 31 - 1) throw outOfRange('highWaterMark', 'an integer >= 1 and <= 2147483647', h)
+      highWaterMark = h
     }
     return new DatagramSender((data, port, address, sendOptions) => this.send(data, port, address, sendOptions), highWaterMark)
   }
@@ -230,12 +228,10 @@ export class DatagramStream extends Readable {
    */
   batches(options?: BatchesOptions): AsyncIterableIterator<DatagramBatch> {
     let recycle = false
-    if (options !== undefined) {
-      if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options, 'argument')
-      if (options.recycle !== undefined) {
-        if (typeof options.recycle !== 'boolean') throw invalidArgType('recycle', 'of type boolean', options.recycle)
-        recycle = options.recycle
-      }
+    checkOptionsArgument(options)
+    if (options?.recycle !== undefined) {
+      if (typeof options.recycle !== 'boolean') throw invalidArgType('recycle', 'of type boolean', options.recycle)
+      recycle = options.recycle
     }
     if (this.#takenBy !== undefined || this.readableDidRead || this.readableFlowing) {
       throw invalidState('batches(): this stream is already being read; a stream serves one consumer')
