@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "dgram_ring",
-      "sources": ["native/addon.cc", "native/batch.cc", "native/cmsg.cc", "native/coalesce.cc", "native/multicast.cc", "native/slab.cc", "native/sockaddr.cc"],
+      "sources": ["native/addon.cc", "native/batch.cc", "native/recycle.cc", "native/cmsg.cc", "native/coalesce.cc", "native/multicast.cc", "native/slab.cc", "native/sockaddr.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: while a worker is terminated,
       # N-API calls fail; node-addon-api would make that a fatal error.

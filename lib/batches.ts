@@ -6,7 +6,6 @@ import type { DatagramBatch } from './datagram'
 import type { RingSocket } from './socket'
 import { closedError } from './errors'
 import { Credits } from './credits'
-import { binding } from './binding'
 
 /** What batches() needs of the stream (DatagramStream provides it). */
 export interface BatchSource {
@@ -44,6 +43,7 @@ export function iterateBatches(source: BatchSource): AsyncIterableIterator<Datag
     failure = source.errored ?? closedError('batches()')
   }
 
+  if (source.recycle) socket?.recycling()
   const credits = socket === undefined ? undefined : new Credits(socket, source.readableHighWaterMark)
   const regrant = (): void => {
     if (!ended) credits?.topUp(queued)
@@ -53,7 +53,7 @@ export function iterateBatches(source: BatchSource): AsyncIterableIterator<Datag
   // With recycle: the batch the consumer has, given back when it asks for the next.
   let current: DatagramBatch | undefined
   const moveOn = (): void => {
-    if (current !== undefined) binding.recycle(current.buffer)
+    current?.giveBack()
     current = undefined
   }
 
@@ -91,7 +91,7 @@ export function iterateBatches(source: BatchSource): AsyncIterableIterator<Datag
       if (!ended && !source.destroyed) source.destroy()
       ended = true
       // Never handed out: no one can read them.
-      for (const batch of queue) binding.recycle(batch.buffer)
+      for (const batch of queue) batch.giveBack()
       queue.length = 0
       return finish()
     },

@@ -49,6 +49,8 @@ export interface NativeRingSocket {
   /** SO_RCVBUF as the OS reports it; undefined once closed. */
   readonly recvBufferSize: number | undefined
   grant(credits: number): void
+  /** The consumer gives every batch back with recycle() from now on: batch memory is pooled (native/recycle.h). */
+  recycling(): void
   stats(): RingStats
   address(): NativeAddress
   /** Drains what the kernel holds into onbatch (or, with `discard`, throws it away), then calls `callback`. */
@@ -73,8 +75,8 @@ export interface Binding {
   backends: string[]
   /** Why a backend of this build cannot run in this process, or undefined if it can (or the build has none of that name). */
   backendUnavailable(name: string): string | undefined
-  /** A batch's lent payload memory may be received into again (batches({recycle: true})); copied payloads: nothing to do. */
-  recycle(payloads: ArrayBuffer): void
+  /** A batch's lent memory may be received into again (batches({recycle: true})), its table reused; copied payloads: nothing to do. */
+  recycle(table: ArrayBuffer, payloads: ArrayBuffer): void
   /** Word indices of the per-batch table. */
   table: {
     stride: number

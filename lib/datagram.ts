@@ -6,7 +6,7 @@ import { Buffer } from 'node:buffer'
 import util from 'node:util'
 import { markAsUntransferable } from 'node:worker_threads'
 import { binding } from './binding'
-import { closedError } from './errors'
+import { closedError, recycledError } from './errors'
 import { isGroupAddress, type SendOptions } from './sender'
 
 const T = binding.table
@@ -75,7 +75,9 @@ export interface DatagramObject extends DatagramFields {
 export class DatagramBatch implements Iterable<Datagram> {
   /**
    * The memory the batch's payloads lie in: each datagram's `data` is a view
-   * of it. (Where the payloads were copied, the batch's table comes first.)
+   * of it. (Where the payloads were copied, the batch's table comes first;
+   * with `batches({ recycle: true })` it is the whole slab the batch was
+   * received into, which the slab's other batches share.)
    */
   readonly buffer: ArrayBuffer
   /** Number of datagrams in the batch. */
@@ -95,6 +97,8 @@ export class DatagramBatch implements Iterable<Datagram> {
   readonly tableBytes: Uint8Array
   /** @internal the socket it arrived on, for reply() */
   readonly socket: Replier | undefined
+  /** @internal given back by batches({recycle: true}): its table and payloads may hold another batch's now */
+  recycled = false
 
   /**
    * @internal batches are made by the socket: `table` holds the table (and,
@@ -113,6 +117,13 @@ export class DatagramBatch implements Iterable<Datagram> {
     this.bytes = new Uint8Array(payloads)
     this.tableBytes = payloads === table ? this.bytes : new Uint8Array(table)
     this.socket = socket
+  }
+
+  /** @internal batches({recycle: true}): the memory may be received into again, the table reused; reading a datagram throws from now on */
+  giveBack(): void {
+    if (this.recycled) return
+    this.recycled = true
+    binding.recycle(this.table.buffer as ArrayBuffer, this.buffer)
   }
 
   /** The datagram at `index`, an integer with 0 ≤ index < length; undefined for any other index. */
@@ -167,7 +178,7 @@ export class Datagram {
   /** The payload: at most `bufferSize` bytes, a view into the batch's slab. */
   get data(): Buffer {
     if (this.#data === undefined) {
-      const table = this.#batch.table
+      const table = this.#table
       this.#data = new Payload(this.#batch.buffer, table[this.#row + T.offset], table[this.#row + T.length]) as unknown as Buffer
     }
     return this.#data
@@ -185,7 +196,7 @@ export class Datagram {
 
   /** The sender's port. */
   get remotePort(): number {
-    return this.#batch.table[this.#row + T.remotePort]
+    return this.#table[this.#row + T.remotePort]
   }
 
   /** Family of `remoteAddress`. */
@@ -202,7 +213,7 @@ export class Datagram {
 
   /** Index of the interface the datagram arrived on (see `os.networkInterfaces()`); undefined if the OS did not say. */
   get interfaceIndex(): number | undefined {
-    return this.#flags & F.hasLocal ? this.#batch.table[this.#row + T.interfaceIndex] : undefined
+    return this.#flags & F.hasLocal ? this.#table[this.#row + T.interfaceIndex] : undefined
   }
 
   /** The datagram was longer than `bufferSize`: `data` holds its first `bufferSize` bytes. */
@@ -232,7 +243,7 @@ export class Datagram {
    * without the `ttl` option, or where the OS did not say.
    */
   get ttl(): number | undefined {
-    return this.#flags & F.hasTtl ? this.#batch.table[this.#row + T.ttlTos] & 0xff : undefined
+    return this.#flags & F.hasTtl ? this.#table[this.#row + T.ttlTos] & 0xff : undefined
   }
 
   /**
@@ -240,12 +251,12 @@ export class Datagram {
    * in the low two); undefined without the `tos` option, or where the OS did not say.
    */
   get tos(): number | undefined {
-    return this.#flags & F.hasTos ? (this.#batch.table[this.#row + T.ttlTos] >>> 8) & 0xff : undefined
+    return this.#flags & F.hasTos ? (this.#table[this.#row + T.ttlTos] >>> 8) & 0xff : undefined
   }
 
   /** The ECN codepoint: the low two bits of {@link tos} (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE); undefined where `tos` is. */
   get ecn(): number | undefined {
-    return this.#flags & F.hasTos ? (this.#batch.table[this.#row + T.ttlTos] >>> 8) & 0x03 : undefined
+    return this.#flags & F.hasTos ? (this.#table[this.#row + T.ttlTos] >>> 8) & 0x03 : undefined
   }
 
   /**
@@ -255,7 +266,7 @@ export class Datagram {
    */
   get timestamp(): bigint | undefined {
     if (!(this.#flags & F.hasTimestamp)) return undefined
-    const table = this.#batch.table
+    const table = this.#table
     return (BigInt(table[this.#row + T.timestampHigh]) << 32n) | BigInt(table[this.#row + T.timestampLow])
   }
 
@@ -282,8 +293,16 @@ export class Datagram {
     return socket.send(data, this.remotePort, this.remoteAddress, options)
   }
 
+  // The batch's table, while it is the batch's: batches({recycle: true})
+  // reuses it for another batch once the loop moves on.
+  get #table(): Uint32Array {
+    const batch = this.#batch
+    if (batch.recycled) throw recycledError()
+    return batch.table
+  }
+
   get #flags(): number {
-    return this.#batch.table[this.#row + T.flags]
+    return this.#table[this.#row + T.flags]
   }
 
   /** Plain data, payload in base64: for logs and `JSON.stringify`. */

@@ -10,6 +10,7 @@ export type DgramRingErrorCode =
   | 'ERR_SOCKET_BAD_PORT'
   | 'ERR_DGRAM_RING_BACKEND_UNAVAILABLE'
   | 'ERR_DGRAM_RING_CLOSED'
+  | 'ERR_DGRAM_RING_RECYCLED'
   | 'ERR_DGRAM_RING_INTERNAL'
   | 'ERR_DGRAM_RING_UNSUPPORTED'
   | 'ERR_INVALID_STATE'
@@ -100,6 +101,14 @@ export function invalidState(message: string): CodedError {
 /** An operation on a socket that is closed (or never opened). */
 export function closedError(operation: string): CodedError {
   return withCode(new Error(`${operation}: the socket is closed`), 'ERR_DGRAM_RING_CLOSED')
+}
+
+/** A datagram read after batches({ recycle: true }) gave its batch back. */
+export function recycledError(): CodedError {
+  return withCode(
+    new Error('the datagram was read after its batch was given back (batches({ recycle: true })): read datagrams before the loop moves on, or keep a copy (d.toObject())'),
+    'ERR_DGRAM_RING_RECYCLED',
+  )
 }
 
 /** What an AbortSignal that was already aborted rejects with, as Node's own APIs do. */

@@ -519,6 +519,11 @@ export class RingSocket {
     if (this.#closing === undefined) this.#handle.grant(Math.max(0, Math.min(credits, 2 ** 32 - 1)))
   }
 
+  /** @internal the consumer gives every batch back (DatagramBatch recycle()) from now on */
+  recycling(): void {
+    if (this.#closing === undefined) this.#handle.recycling()
+  }
+
   /** Counters; keeps answering after close with the final values. */
   stats(): RingStats {
     return this.#handle.stats()

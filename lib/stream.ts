@@ -216,9 +216,11 @@ export class DatagramStream extends Readable {
    * With `recycle: true`, a batch's memory goes back to the ring as soon as
    * the next batch is asked for (or the loop ends): the kernel receives into
    * memory that is still in the CPU's caches, instead of fresh memory while
-   * the garbage collector has yet to return the old. Read or copy what you
-   * keep of a batch before moving on: afterwards its datagrams' `data` may
-   * show other datagrams' bytes (never freed memory).
+   * the garbage collector has yet to return the old, and its tables and
+   * memory are reused instead of made anew. Read or copy what you keep of a
+   * batch before moving on: afterwards reading its datagrams throws
+   * `ERR_DGRAM_RING_RECYCLED`, and a `data` view taken in time may show other
+   * datagrams' bytes (never freed memory).
    *
    * @example
    * for await (const batch of stream.batches()) {
@@ -324,7 +326,8 @@ export interface BatchesOptions {
   /**
    * Give each batch's memory back to the ring when the next batch is asked
    * for, or the loop ends (default false: when the batch is garbage-collected).
-   * A batch's datagrams must not be read after that.
+   * A batch's datagrams must not be read after that: doing so throws
+   * `ERR_DGRAM_RING_RECYCLED`.
    */
   recycle?: boolean
 }

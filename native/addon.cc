@@ -21,6 +21,7 @@
 
 #include "batch.h"
 #include "faults.h"
+#include "recycle.h"
 #include "ring.h"
 #include "send.h"
 #include "slab.h"
@@ -84,6 +85,10 @@ class Ring final : public Sink {
   }
 
   void Grant(uint32_t credits);
+  // The consumer gives every batch back (batches({recycle: true})): lend through the Recycler.
+  void Recycling() {
+    if (recycler_) recycler_->Enable();
+  }
   void SetRef(bool keep_alive);
   RingStats Stats() const;
   const char* BackendName() const { return backend_->Name(); }
@@ -127,6 +132,7 @@ class Ring final : public Sink {
   napi_env env_;
   RingSocket* owner_;  // nullptr once the JS object is collected or the environment tears down
   std::unique_ptr<Backend> backend_;
+  std::shared_ptr<Recycler> recycler_;  // batch memory reused for a recycling consumer
   State state_ = State::kClosed;
   CloseMode close_mode_ = CloseMode::kDrain;
   bool failed_ = false;  // Fail was reported: the ring takes nothing more
@@ -149,6 +155,7 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
     return DefineClass(env, "RingSocket",
                        {
                            InstanceMethod<&RingSocket::Grant>("grant"),
+                           InstanceMethod<&RingSocket::Recycling>("recycling"),
                            InstanceMethod<&RingSocket::Stats>("stats"),
                            InstanceMethod<&RingSocket::Address>("address"),
                            InstanceMethod<&RingSocket::Close>("close"),
@@ -273,6 +280,12 @@ class RingSocket final : public Napi::ObjectWrap<RingSocket> {
   // grant(credits): lib/socket.ts passes an integer in 0..2^32-1.
   Napi::Value Grant(const Napi::CallbackInfo& info) {
     if (ring_ != nullptr && ring_->IsOpen() && info[0].IsNumber()) ring_->Grant(info[0].As<Napi::Number>().Uint32Value());
+    return info.Env().Undefined();
+  }
+
+  // recycling(): from now on the consumer gives every batch back with recycle().
+  Napi::Value Recycling(const Napi::CallbackInfo& info) {
+    if (ring_ != nullptr) ring_->Recycling();
     return info.Env().Undefined();
   }
 
@@ -451,6 +464,8 @@ bool Ring::Open(const std::string& backend_name, const Options& options) {
     return false;
   }
   owner_->backend_name_ = backend_->Name();
+  // A pooled table holds as many rows as a crossing of a recvmmsg call (or a slab) has, mostly.
+  recycler_ = Recycler::Create(env_, std::min<uint32_t>(options.ring_size, 1024));
   napi_add_async_cleanup_hook(env_, OnEnvTeardown, this, &teardown_hook_);
   state_ = State::kOpen;
   return true;
@@ -533,6 +548,8 @@ bool Ring::MakeBatchMemory(const Completion* items, size_t count, size_t bytes, 
   size_t payload_bytes = bytes - table_bytes;
   size_t range = 0;
   const uint8_t* lent = slab != nullptr ? PayloadRange(items, count, &range) : nullptr;
+  if (lent != nullptr && WorthLending(payload_bytes, range) && recycler_ && recycler_->Lend(items, count, slab, args))
+    return true;
   Lease* lease = nullptr;
   if (lent != nullptr && WorthLending(payload_bytes, range)) lease = new (std::nothrow) Lease{slab, true};
   if (lease != nullptr) {
@@ -698,6 +715,7 @@ void Ring::Orphan() {
 
 void Ring::Closed() {
   state_ = State::kClosed;
+  if (recycler_) recycler_->Close();
   final_backend_stats_ = backend_->Stats();
   if (teardown_hook_ != nullptr) {
     napi_remove_async_cleanup_hook(teardown_hook_);
@@ -758,19 +776,24 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   for (const std::string& name : BackendNames())
     if (BackendUnavailable(name).empty()) names.Set(names.Length(), name);
   exports.Set("backends", names);
-  // recycle(payloads): a batch's lent memory may be received into again now
-  // (batches({recycle: true}) calls it as the consumer moves on). Its views
-  // stay valid memory; their bytes may change. Not lent (copied): nothing to
-  // do. Loop thread.
+  // recycle(table, payloads): a batch's lent memory may be received into
+  // again now (batches({recycle: true}) calls it as the consumer moves on).
+  // Its views stay valid memory; their bytes may change. A pooled table goes
+  // back to its pool (recycle.h); a batch lent otherwise gives its use of the
+  // slab back. Not lent (copied): nothing to do. Loop thread.
   exports.Set("recycle", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                napi_env env = info.Env();
+                if (info.Length() < 2 || !info[0].IsArrayBuffer() || !info[1].IsArrayBuffer()) return info.Env().Undefined();
+                if (Recycler::Recycle(env, info[0])) return info.Env().Undefined();
                 void* lease = nullptr;
-                if (info.Length() > 0 && info[0].IsArrayBuffer() && napi_unwrap(info.Env(), info[0], &lease) == napi_ok &&
-                    lease != nullptr) {
+                if (napi_unwrap(env, info[1], &lease) == napi_ok && lease != nullptr) {
                   Lease* held = static_cast<Lease*>(lease);
                   if (held->used) {
                     held->used = false;
                     held->slab->Release();
                   }
+                } else {
+                  TakePendingException(env);
                 }
                 return info.Env().Undefined();
               }));

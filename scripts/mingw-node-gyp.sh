@@ -42,5 +42,5 @@ mkdir -p "$OUT"
   -D_WIN32_WINNT=0x0A00 -DWIN32_LEAN_AND_MEAN -DNOMINMAX \
   -I"$HEADERS/include" -I"$ADDON_API" -idirafter "$NODE_INCLUDE" \
   -shared -static -Wl,--no-undefined -Wl,--no-insert-timestamp -o "$OUT/dgram_ring.node" \
-  native/addon.cc native/batch.cc native/backend_iocp.cc native/iocp_port.cc native/send_win.cc native/win_errors.cc native/win_socket.cc native/cmsg.cc native/coalesce.cc native/multicast.cc native/slab.cc native/sockaddr.cc "$TMP/win_delay_hook.o" \
+  native/addon.cc native/batch.cc native/recycle.cc native/backend_iocp.cc native/iocp_port.cc native/send_win.cc native/win_errors.cc native/win_socket.cc native/cmsg.cc native/coalesce.cc native/multicast.cc native/slab.cc native/sockaddr.cc "$TMP/win_delay_hook.o" \
   "$TMP/node_delay.lib" "$TMP/node_uv_delay.lib" -lws2_32 -lmswsock

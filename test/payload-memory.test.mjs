@@ -187,6 +187,57 @@ for (const backend of linux ? backends.filter((b) => b !== 'iocp') : []) {
     gc()
   })
 
+  t.test(`${backend}: with recycle, batches share their slab's ArrayBuffer and reuse their tables`, async (t) => {
+    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 256, ringSize: 64, recvBufferSize: 4 << 20 })
+    const sender = client(t)
+    const { port } = stream.address()
+    const payloadMemory = new Set()
+    const tables = new Set()
+    let batches = 0
+    let lent = 0
+    const reading = (async () => {
+      for await (const batch of stream.batches({ recycle: true })) {
+        batches++
+        if (batch.buffer === batch.table.buffer) continue // copied (sparse): nothing to share
+        lent++
+        payloadMemory.add(batch.buffer)
+        tables.add(batch.table.buffer)
+      }
+    })()
+    await sendRounds(sender, port, 20_000, 256)
+    await sleep(200)
+    await stream.close()
+    await reading
+    t.ok(lent > 50, `${lent} of ${batches} batches lent`)
+    // Made anew for every batch, each would be its own: a slab's one
+    // ArrayBuffer, and a few pooled tables, serve them all.
+    t.ok(payloadMemory.size <= 8, `${payloadMemory.size} ArrayBuffers of payloads for ${lent} batches`)
+    t.ok(tables.size <= 4, `${tables.size} tables for ${lent} batches`)
+  })
+
+  t.test(`${backend}: with recycle, a datagram read after its batch was given back throws ERR_DGRAM_RING_RECYCLED`, async (t) => {
+    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 512 })
+    const sender = client(t)
+    await sendAll(sender, Array.from({ length: 10 }, (_, i) => payload(i, 512)), stream.address().port, '127.0.0.1')
+    await sleep(50)
+    const iterator = stream.batches({ recycle: true })[Symbol.asyncIterator]()
+    const { value: batch } = await iterator.next()
+    const first = batch.at(0)
+    const data = first.data // read while current: a view, which stays allocated memory
+    const port = first.remotePort
+    const second = batch.at(batch.length - 1) // never read while current
+    await sendAll(sender, [payload(99, 512)], stream.address().port, '127.0.0.1')
+    await iterator.next() // moves on: the first batch goes back
+    const recycled = { name: 'Error', code: 'ERR_DGRAM_RING_RECYCLED' }
+    t.throws(() => first.remotePort, recycled, 'a field of a datagram of a batch given back')
+    t.throws(() => second.data, recycled, 'its payload, not read before')
+    t.throws(() => second.remoteAddress, recycled)
+    t.throws(() => second.toObject(), recycled)
+    t.equal(data.length, 512, 'a payload read in time stays a Buffer of its memory')
+    t.equal(port, sender.address().port, 'a field read in time is a plain value')
+    await iterator.return()
+  })
+
   t.test(`${backend}: leaving a recycling loop early, with batches queued, and collecting after`, async (t) => {
     const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 512, ringSize: 64 })
     const sender = client(t)
