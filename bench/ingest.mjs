@@ -47,6 +47,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { sl5424Binary } from './blast.mjs'
 import { numberOption, usage as printUsage } from './options.mjs'
+import { median } from './report.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.join(here, '..')
@@ -294,12 +295,6 @@ function available(kind) {
   } catch {
     return false
   }
-}
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = sorted.length >> 1
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
 
 export async function main(argv) {

@@ -168,8 +168,12 @@ export function variantName({ receiver, backend, coalesce }) {
 
 export const isCReceiver = (receiver) => receiver === 'c' || receiver === 'c-gro'
 
-/** One measurement: the result the receiver reported, with `sender` (runBlast's) added. */
-export function measure(o, variant, size) {
+/**
+ * One measurement: the result the receiver reported, with `sender` (runBlast's)
+ * added. `start`, if given, is awaited once the receiver is ready, before its
+ * window is opened (side by side: both open together).
+ */
+export function measure(o, variant, size, start = undefined) {
   const { receiver } = variant
   const name = `${variantName(variant)} receiver (size ${size})`
   const senderSeconds = o.warmup + o.seconds + TAIL_S
@@ -234,6 +238,8 @@ export function measure(o, variant, size) {
       if (message.type !== 'ready') return
       clearTimeout(readyTimer)
       try {
+        await start?.()
+        if (settled) return
         rx.send({ type: 'go' })
         senderRun = runBlast(o, message.port, size, senderSeconds, [config.warmupMs, config.warmupMs + config.windowMs])
         sender = await senderRun

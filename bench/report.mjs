@@ -19,13 +19,20 @@ export const RING_RECEIVERS = ['ring', 'batches', 'recycle']
 export const fmtInt = (n) => (n == null ? '–' : Math.round(n).toLocaleString('en-US'))
 export const fmtK = (n) => (n == null ? '–' : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${Math.round(n / 1e3)} k`)
 export const fmtPct = (x) => (x == null || Number.isNaN(x) ? '?' : `${(x * 100).toFixed(0)}%`)
-const fmtRatio = (r) => (r == null ? '–' : `${r.toFixed(2)}×`)
+export const fmtRatio = (r) => (r == null ? '–' : `${r.toFixed(2)}×`)
 
 // A receiver that kept the sender's segments coalesced: the kernel receives,
 // and drops, whole GSO packets of `sender.segments` datagrams.
 const coalesced = (r) => r.receiver === 'c-gro' || r.variant?.coalesce === true
 
 /** sent − received, the kernel's drops (in its own units) and whether received + drops = sent. */
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
 export function accounting(r) {
   const drops = r.sent - r.received
   const kernelDrops = r.stats?.kernelDrops ?? r.kernelDrops ?? r.kernelDropsProc

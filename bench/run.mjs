@@ -43,6 +43,10 @@
 //   --rate PPS           pace the sender (default: as fast as it goes)
 //   --sender-cpu N       core of the sender (default 0); --receiver-cpu N: of the receivers (default 1)
 //   --no-pin             do not pin (taskset) at all
+//   --side-by-side N     instead of rows in turn: each dgram-ring row (without coalesce) N times at
+//                        once with the C receiver on the receiver core, each with its own sender
+//                        (--rate, default 300000), windows opened together: the CPU ratio to C
+//                        on a machine whose speed drifts (bench/side-by-side.mjs)
 //   --settle [MAX_S]     before each measurement wait (at most MAX_S, default 30) until the
 //                        machine is 90% idle: for shared machines
 //   --module PATH        the dgram-ring build to measure (default dist/index.js): to compare a copy
@@ -69,6 +73,7 @@ import { blastBinary, recvRefBinary } from './blast.mjs'
 import { TAIL_S, haveTaskset, isCReceiver, measure, readText, variantName } from './measure.mjs'
 import { RECEIVERS, RING_RECEIVERS, backendComparison, contended, fmtPct, markdown, progressLine, summarize, targets } from './report.mjs'
 import { numberOption, usage as printUsage } from './options.mjs'
+import { sideBySide, sideBySideReport } from './side-by-side.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
@@ -104,6 +109,7 @@ function parseArgs(argv) {
     json: undefined, // undefined: no JSON; '-': stdout; else a file
     pick: 'median',
     settle: 0, // seconds to wait at most for a quiet machine before each measurement; 0: don't
+    sideBySide: 0, // pairs a dgram-ring row with the C receiver at once; 0: rows in turn
   }
   const number = numberOption
   for (let i = 0; i < argv.length; i++) {
@@ -148,6 +154,7 @@ function parseArgs(argv) {
         else o.settle = 30
         break
       }
+      case '--side-by-side': o.sideBySide = Math.floor(number(arg, next(), 1, 20)); break
       case '--pick': o.pick = next(); if (!['median', 'best'].includes(o.pick)) usage(2); break
       case '--cpu-prof': o.cpuProf = path.resolve(next()); break
       case '--json': {
@@ -335,6 +342,25 @@ async function main() {
   // The rows in the order of --receivers; ring and batches once a backend and coalesce.
   const ring = measuresRing ? await ringVariants(o, o.receivers.filter((r) => RING_RECEIVERS.includes(r))) : { variants: [], notes: [] }
   const variants = o.receivers.flatMap((receiver) => (RING_RECEIVERS.includes(receiver) ? ring.variants.filter((v) => v.receiver === receiver) : [{ receiver }]))
+
+  if (o.sideBySide > 0) {
+    out(`# dgram-ring receive benchmark, side by side with the C receiver`)
+    for (const note of ring.notes) out(note)
+    recvRefBinary()
+    const result = await sideBySide(o, variants.filter((v) => RING_RECEIVERS.includes(v.receiver)), out)
+    out('')
+    out(sideBySideReport(o, result))
+    out('')
+    out(`Command: \`${commandLine()}\``)
+    out(`Machine: ${facts.cpu}, ${facts.cores} cores${facts.virtualized ? ' (VM)' : ''}; Node ${facts.node}; ${facts.platform}; load average at start ${facts.loadavg.join(' ')}`)
+    if (o.json !== undefined) {
+      const doc = JSON.stringify({ command: commandLine(), machine: facts, options: o, sideBySide: result }, null, 2)
+      if (o.json === '-') process.stdout.write(doc + '\n')
+      else fs.writeFileSync(o.json, doc + '\n')
+    }
+    process.exitCode = result.rows.some((row) => row.failures.length > 0) ? 1 : 0
+    return
+  }
 
   const perMeasure = o.warmup + o.seconds + TAIL_S + 1.2
   const estimate = Math.round(perMeasure * o.sizes.length * variants.length * o.runs)

@@ -62,6 +62,25 @@ t.test('a short run of the new receivers: every row in the JSON, each adding up'
   t.match(result.stderr, /^Targets:$/m, 'and the targets under it')
 })
 
+t.test('a short side-by-side run: each pair measured at once, with its ratio to the C receiver', async (t) => {
+  // A smoke test of the harness, not a measurement.
+  const backend = ring.backends[0]
+  const args = ['--seconds', '0.3', '--warmup', '0.2', '--sizes', '64', '--rate', '50000', '--receivers', 'recycle', '--backends', backend, '--side-by-side', '1', '--json']
+  const result = await runBench(args, 120_000)
+  t.equal(result.code, 0, `exit 0: ${result.stderr.slice(-2000)}`)
+  const doc = JSON.parse(result.stdout)
+  t.equal(doc.sideBySide.rows.length, 1, 'one row')
+  const [row] = doc.sideBySide.rows
+  t.same(row.failures, [], 'no pair failed')
+  t.equal(row.pairs.length, 1, 'one pair')
+  const [{ c, ring: mine, ratio }] = row.pairs
+  t.ok(c.window.cpuNsPerDatagram > 0 && mine.window.cpuNsPerDatagram > 0, 'both measured their CPU a datagram')
+  t.equal(ratio, mine.window.cpuNsPerDatagram / c.window.cpuNsPerDatagram, 'the ratio is of the two')
+  t.ok(c.received > 0 && mine.received > 0, 'both received')
+  t.match(result.stderr, /\| size \| receiver \| backend \| C ns\/datagram \|/, 'the table went to stderr')
+  t.match(result.stderr, /^Targets, side by side:$/m, 'and the targets under it')
+})
+
 t.test('bench refuses a bad --coalesce', async (t) => {
   const result = await runBench(['--coalesce', 'sometimes'], 30_000)
   t.equal(result.code, 2)
