@@ -76,25 +76,27 @@ for (const backend of backends) {
     t.equal(stderr, '')
   })
 
-  t.test(`${backend}: worker.terminate() with a ring open mid-flow`, async (t) => {
-    const probe = await ring.listen({ address: '127.0.0.1', backend })
-    const port = probe.address().port
-    await probe.close()
-    for (let round = 0; round < 10; round++) {
-      const worker = new Worker(fixture('worker-ring.mjs'), { workerData: { root, port }, env: withBackend(backend) })
-      const errors = []
-      worker.on('error', (e) => errors.push(e))
-      await new Promise((resolve) => worker.on('message', (m) => m.listening && resolve()))
-      const stop = flood(port)
-      await new Promise((resolve) => worker.on('message', (m) => m.received && resolve()))
-      const exitCode = await worker.terminate()
-      await stop()
-      t.equal(exitCode, 1, 'terminated')
-      t.same(errors, [])
-    }
-    const again = await listenFor(t, { address: '127.0.0.1', port, backend })
-    t.equal(again.address().port, port, 'the worker freed the port')
-  })
+  for (const recycle of [false, true]) {
+    t.test(`${backend}: worker.terminate() with a ring open mid-flow${recycle ? ', read through batches({ recycle: true })' : ''}`, async (t) => {
+      const probe = await ring.listen({ address: '127.0.0.1', backend })
+      const port = probe.address().port
+      await probe.close()
+      for (let round = 0; round < (recycle ? 5 : 10); round++) {
+        const worker = new Worker(fixture('worker-ring.mjs'), { workerData: { root, port, recycle }, env: withBackend(backend) })
+        const errors = []
+        worker.on('error', (e) => errors.push(e))
+        await new Promise((resolve) => worker.on('message', (m) => m.listening && resolve()))
+        const stop = flood(port)
+        await new Promise((resolve) => worker.on('message', (m) => m.received && resolve()))
+        const exitCode = await worker.terminate()
+        await stop()
+        t.equal(exitCode, 1, 'terminated')
+        t.same(errors, [])
+      }
+      const again = await listenFor(t, { address: '127.0.0.1', port, backend })
+      t.equal(again.address().port, port, 'the worker freed the port')
+    })
+  }
 
   t.test(`${backend}: a close() promise settles even if its socket is garbage-collected meanwhile`, async (t) => {
     const { code, stdout, stderr } = await runNode(['--expose-gc', fixture('close-unheld.mjs'), root], backend)
