@@ -519,7 +519,7 @@ export class RingSocket {
     if (this.#closing === undefined) this.#handle.grant(Math.max(0, Math.min(credits, 2 ** 32 - 1)))
   }
 
-  /** @internal the consumer gives every batch back (DatagramBatch recycle()) from now on */
+  /** @internal the consumer gives every batch back (DatagramBatch.giveBack()) from now on */
   recycling(): void {
     if (this.#closing === undefined) this.#handle.recycling()
   }

@@ -21,6 +21,7 @@
 
 #include "batch.h"
 #include "faults.h"
+#include "pending_exception.h"
 #include "recycle.h"
 #include "ring.h"
 #include "send.h"
@@ -32,15 +33,6 @@
 namespace dgram_ring {
 
 namespace {
-
-// A JS exception left pending by a failed N-API call would surface later from
-// an unrelated call: clear it. Returns it (or nullptr).
-napi_value TakePendingException(napi_env env) {
-  bool pending = false;
-  napi_value error = nullptr;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &error);
-  return error;
-}
 
 Napi::Error SystemError(Napi::Env env, SysError error) {
   Napi::Error e = Napi::Error::New(env, std::string(error.syscall) + " failed");
@@ -548,10 +540,9 @@ bool Ring::MakeBatchMemory(const Completion* items, size_t count, size_t bytes, 
   size_t payload_bytes = bytes - table_bytes;
   size_t range = 0;
   const uint8_t* lent = slab != nullptr ? PayloadRange(items, count, &range) : nullptr;
-  if (lent != nullptr && WorthLending(payload_bytes, range) && recycler_ && recycler_->Lend(items, count, slab, args))
-    return true;
-  Lease* lease = nullptr;
-  if (lent != nullptr && WorthLending(payload_bytes, range)) lease = new (std::nothrow) Lease{slab, true};
+  bool worth_lending = lent != nullptr && WorthLending(payload_bytes, range);
+  if (worth_lending && recycler_ && recycler_->Lend(items, count, slab, args)) return true;
+  Lease* lease = worth_lending ? new (std::nothrow) Lease{slab, true} : nullptr;
   if (lease != nullptr) {
     slab->Retain();
     slab->Pin();

@@ -3,6 +3,7 @@
 #include <new>
 
 #include "batch.h"
+#include "pending_exception.h"
 
 namespace dgram_ring {
 
@@ -14,13 +15,6 @@ constexpr size_t kIdleTables = 16;
 // How much slab memory the slab ArrayBuffers kept here may pin beyond their
 // slabs' use: as much as a slab pool keeps idle (slab.h), and at least two.
 constexpr size_t kViewBytes = SlabCutter::kIdleSlabBytes;
-
-// A failed call must not leave an exception pending for unrelated JS.
-void ClearPendingException(napi_env env) {
-  bool pending = false;
-  napi_value error;
-  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &error);
-}
 
 }  // namespace
 
@@ -35,8 +29,6 @@ std::shared_ptr<Recycler> Recycler::Create(napi_env env, uint32_t rows) {
   return std::shared_ptr<Recycler>(new (std::nothrow) Recycler(env, rows));
 }
 
-Recycler::~Recycler() = default;
-
 bool Recycler::Lend(const Completion* items, size_t count, Slab* slab, napi_value args[3]) {
   if (!enabled_ || count > rows_) return false;
   napi_value view = ViewOf(slab);
@@ -46,8 +38,8 @@ bool Recycler::Lend(const Completion* items, size_t count, Slab* slab, napi_valu
   napi_value buffer = nullptr;
   if (napi_get_reference_value(env_, table->ref, &buffer) != napi_ok || buffer == nullptr ||
       napi_create_uint32(env_, static_cast<uint32_t>(count), &args[1]) != napi_ok) {
-    ClearPendingException(env_);
-    GiveBack(table);
+    TakePendingException(env_);
+    idle_.push_back(table);  // still strong, as it was in the pool (GiveBack would take a second reference)
     return false;
   }
   uint32_t refs = 0;
@@ -73,12 +65,12 @@ Recycler::Table* Recycler::TakeTable() {
   napi_value buffer;
   if (napi_create_arraybuffer(env_, size_t{rows_} * kTableStride * sizeof(uint32_t), &memory, &buffer) != napi_ok ||
       napi_create_reference(env_, buffer, 1, &table->ref) != napi_ok) {
-    ClearPendingException(env_);
+    TakePendingException(env_);
     delete table;
     return nullptr;
   }
   if (napi_wrap(env_, buffer, table, EndTable, nullptr, nullptr) != napi_ok) {
-    ClearPendingException(env_);
+    TakePendingException(env_);
     napi_delete_reference(env_, table->ref);
     delete table;
     return nullptr;
@@ -92,14 +84,17 @@ Recycler::Table* Recycler::TakeTable() {
 void Recycler::GiveBack(Table* table) {
   if (closed_ || idle_.size() >= kIdleTables) return;
   uint32_t refs = 0;
-  if (napi_reference_ref(env_, table->ref, &refs) != napi_ok) return ClearPendingException(env_);
+  if (napi_reference_ref(env_, table->ref, &refs) != napi_ok) {
+    TakePendingException(env_);
+    return;
+  }
   idle_.push_back(table);
 }
 
 bool Recycler::Recycle(napi_env env, napi_value buffer) {
   void* data = nullptr;
   if (napi_unwrap(env, buffer, &data) != napi_ok || data == nullptr) {
-    ClearPendingException(env);
+    TakePendingException(env);
     return false;
   }
   auto* table = static_cast<Table*>(data);
@@ -124,7 +119,7 @@ napi_value Recycler::ViewOf(Slab* slab) {
   for (View& view : views_) {
     if (view.slab != slab) continue;
     napi_value value = nullptr;
-    if (napi_get_reference_value(env_, view.ref, &value) != napi_ok) ClearPendingException(env_);
+    if (napi_get_reference_value(env_, view.ref, &value) != napi_ok) TakePendingException(env_);
     view.used_at = ++clock_;
     return value;
   }
@@ -132,13 +127,13 @@ napi_value Recycler::ViewOf(Slab* slab) {
   slab->Pin();
   // Fails where the engine allows no external memory (a V8 sandbox).
   if (napi_create_external_arraybuffer(env_, slab->data(), slab->size(), EndView, slab, &value) != napi_ok) {
-    ClearPendingException(env_);
+    TakePendingException(env_);
     slab->Unpin();
     return nullptr;
   }
   napi_ref ref;
   if (napi_create_reference(env_, value, 1, &ref) != napi_ok) {
-    ClearPendingException(env_);
+    TakePendingException(env_);
     return value;  // this batch views it all the same; EndView unpins once it is collected
   }
   views_.push_back(View{slab, ref, ++clock_});

@@ -39,11 +39,8 @@ class Recycler : public std::enable_shared_from_this<Recycler> {
  public:
   // Tables of `rows` rows (the most a pooled crossing holds).
   static std::shared_ptr<Recycler> Create(napi_env env, uint32_t rows);
-  ~Recycler();
-
   // The ring's consumer recycles from now on: crossings lend through here.
   void Enable() { enabled_ = !closed_; }
-  bool enabled() const { return enabled_; }
 
   // Makes a crossing's memory from the slab its `count` items lie in:
   // args[0] a pooled table (rows written, offsets from the slab's start),
