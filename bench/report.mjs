@@ -25,7 +25,6 @@ export const fmtRatio = (r) => (r == null ? '–' : `${r.toFixed(2)}×`)
 // and drops, whole GSO packets of `sender.segments` datagrams.
 const coalesced = (r) => r.receiver === 'c-gro' || r.variant?.coalesce === true
 
-/** sent − received, the kernel's drops (in its own units) and whether received + drops = sent. */
 /** The middle value (the mean of the two middle ones for an even count). */
 export function median(values) {
   const sorted = [...values].sort((a, b) => a - b)
@@ -33,6 +32,7 @@ export function median(values) {
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
 
+/** sent − received, the kernel's drops (in its own units) and whether received + drops = sent. */
 export function accounting(r) {
   const drops = r.sent - r.received
   const kernelDrops = r.stats?.kernelDrops ?? r.kernelDrops ?? r.kernelDropsProc

@@ -225,6 +225,14 @@ function commandLine() {
   return ['node', path.relative(process.cwd(), fileURLToPath(import.meta.url)) || 'bench/run.mjs', ...process.argv.slice(2)].map(quote).join(' ')
 }
 
+// With --json: the document on stdout ('-') or into the file.
+function writeJson(o, document) {
+  if (o.json === undefined) return
+  const text = JSON.stringify(document, null, 2) + '\n'
+  if (o.json === '-') process.stdout.write(text)
+  else fs.writeFileSync(o.json, text)
+}
+
 // --- the rows -------------------------------------------------------------------------------
 
 // Opens and closes a dgram-ring socket: undefined if it opened, else why not.
@@ -353,11 +361,7 @@ async function main() {
     out('')
     out(`Command: \`${commandLine()}\``)
     out(`Machine: ${facts.cpu}, ${facts.cores} cores${facts.virtualized ? ' (VM)' : ''}; Node ${facts.node}; ${facts.platform}; load average at start ${facts.loadavg.join(' ')}`)
-    if (o.json !== undefined) {
-      const doc = JSON.stringify({ command: commandLine(), machine: facts, options: o, sideBySide: result }, null, 2)
-      if (o.json === '-') process.stdout.write(doc + '\n')
-      else fs.writeFileSync(o.json, doc + '\n')
-    }
+    writeJson(o, { command: commandLine(), machine: facts, options: o, sideBySide: result })
     process.exitCode = result.rows.some((row) => row.failures.length > 0) ? 1 : 0
     return
   }
@@ -440,11 +444,7 @@ async function main() {
   }
   if (failures.length) out(`\n${failures.length} measurement(s) FAILED:\n${failures.map((f) => `- run ${f.run} ${f.size} B ${f.variant}: ${f.error}`).join('\n')}`)
 
-  if (o.json !== undefined) {
-    const doc = JSON.stringify({ command: commandLine(), machine: facts, options: { ...o, sender }, targets: verdicts, notRun: ring.notes, summary: rows, results, failures }, null, 2)
-    if (o.json === '-') process.stdout.write(doc + '\n')
-    else fs.writeFileSync(o.json, doc + '\n')
-  }
+  writeJson(o, { command: commandLine(), machine: facts, options: { ...o, sender }, targets: verdicts, notRun: ring.notes, summary: rows, results, failures })
   process.exitCode = failures.length ? 1 : 0
 }
 
