@@ -29,6 +29,25 @@ async function sendRounds(sender, port, total, size) {
   }
 }
 
+const FLOOD = 20_000
+
+/**
+ * Floods a loop over batches({recycle: true}) with FLOOD numbered 256-byte
+ * datagrams, `onBatch` seeing each batch while it is current; returns the
+ * stream once closed and read to its end.
+ */
+async function recycleFlood(t, backend, onBatch) {
+  const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 256, ringSize: 64, recvBufferSize: 4 << 20 })
+  const reading = (async () => {
+    for await (const batch of stream.batches({ recycle: true })) onBatch(batch)
+  })()
+  await sendRounds(client(t), stream.address().port, FLOOD, 256)
+  await sleep(200)
+  await stream.close()
+  await reading
+  return stream
+}
+
 /** The first batch that holds at least one datagram, and its datagrams' data. */
 async function firstBatch(stream) {
   for await (const batch of stream.batches()) return batch
@@ -141,46 +160,27 @@ t.test('batches({recycle}) takes a boolean', async (t) => {
 
 for (const backend of linux ? backends.filter((b) => b !== 'iocp') : []) {
   t.test(`${backend}: with recycle, every datagram is intact while its batch is current, and the books add up`, async (t) => {
-    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 256, ringSize: 64, recvBufferSize: 4 << 20 })
-    const sender = client(t)
-    const { port } = stream.address()
     let seen = 0
     let damaged = 0
-    const reading = (async () => {
-      for await (const batch of stream.batches({ recycle: true })) {
-        for (const d of batch) {
-          seen++
-          if (!d.data.equals(payload(d.data.readUInt32BE(0), 256))) damaged++
-        }
+    const stream = await recycleFlood(t, backend, (batch) => {
+      for (const d of batch) {
+        seen++
+        if (!d.data.equals(payload(d.data.readUInt32BE(0), 256))) damaged++
       }
-    })()
-    const sent = 20_000
-    await sendRounds(sender, port, sent, 256)
-    await sleep(200)
-    await stream.close()
-    await reading
+    })
     const stats = stream.stats()
     t.equal(damaged, 0, `all ${seen} intact`)
     t.equal(seen, stats.received, 'every datagram received was read')
-    t.equal(stats.received + stats.kernelDrops + stats.discarded, sent, 'received + kernel drops + discarded = sent')
+    t.equal(stats.received + stats.kernelDrops + stats.discarded, FLOOD, 'received + kernel drops + discarded = sent')
   })
 
   t.test(`${backend}: with recycle, memory is received into again while a view of it is kept (never freed under it)`, async (t) => {
-    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 256, ringSize: 64, recvBufferSize: 4 << 20 })
-    const sender = client(t)
-    const { port } = stream.address()
     let kept
     let seen = 0
-    const reading = (async () => {
-      for await (const batch of stream.batches({ recycle: true })) {
-        kept ??= batch.at(0).data // a view past its batch: what recycle says not to read
-        seen += batch.length
-      }
-    })()
-    await sendRounds(sender, port, 20_000, 256)
-    await sleep(200)
-    await stream.close()
-    await reading
+    await recycleFlood(t, backend, (batch) => {
+      kept ??= batch.at(0).data // a view past its batch: what recycle says not to read
+      seen += batch.length
+    })
     t.ok(seen > 10_000, `${seen} datagrams went through`)
     t.not(kept.readUInt32BE(0), 0, 'the first datagram\'s memory now holds a later one: it went back to the ring without a collection')
     t.equal(kept.length, 256, 'the view itself is whole (its memory is still allocated)')
@@ -188,26 +188,17 @@ for (const backend of linux ? backends.filter((b) => b !== 'iocp') : []) {
   })
 
   t.test(`${backend}: with recycle, batches share their slab's ArrayBuffer and reuse their tables`, async (t) => {
-    const stream = await listenFor(t, { address: '127.0.0.1', backend, bufferSize: 256, ringSize: 64, recvBufferSize: 4 << 20 })
-    const sender = client(t)
-    const { port } = stream.address()
     const payloadMemory = new Set()
     const tables = new Set()
     let batches = 0
     let lent = 0
-    const reading = (async () => {
-      for await (const batch of stream.batches({ recycle: true })) {
-        batches++
-        if (batch.buffer === batch.table.buffer) continue // copied (sparse): nothing to share
-        lent++
-        payloadMemory.add(batch.buffer)
-        tables.add(batch.table.buffer)
-      }
-    })()
-    await sendRounds(sender, port, 20_000, 256)
-    await sleep(200)
-    await stream.close()
-    await reading
+    await recycleFlood(t, backend, (batch) => {
+      batches++
+      if (batch.buffer === batch.table.buffer) return // copied (sparse): nothing to share
+      lent++
+      payloadMemory.add(batch.buffer)
+      tables.add(batch.table.buffer)
+    })
     t.ok(lent > 50, `${lent} of ${batches} batches lent`)
     // Made anew for every batch, each would be its own: a slab's one
     // ArrayBuffer, and a few pooled tables, serve them all.
